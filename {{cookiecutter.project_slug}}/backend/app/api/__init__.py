@@ -1,0 +1,1 @@
+"""HTTP routes. Add your own routers here and include them in main.py."""

@@ -1,0 +1,57 @@
+"""The FastAPI app. `uvicorn app.main:app` serves it; `create_app()` builds one (tests)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from . import db
+from .api import chat
+from .cerebe import CerebeClient
+from .settings import Settings
+from .telemetry import init_telemetry
+from .telemetry.config import SERVICE_NAME
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    await db.create_schema(app.state.engine)
+    # One client for the app's lifetime: building one per request costs an SSL context each time.
+    async with httpx.AsyncClient(timeout=settings.cerebe_timeout) as http:
+        app.state.cerebe = CerebeClient(http, settings, app.state.telemetry.llm)
+        yield
+    await app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[str, Any] | None = None) -> FastAPI:
+    """Builds the app; `telemetry_options` go to init_telemetry (tests pass in-memory exporters)."""
+    settings = settings or Settings.from_env()
+    engine = db.create_engine(settings.database_url)
+
+    app = FastAPI(title="{{ cookiecutter.project_name }}", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = db.session_factory(engine)
+    init_telemetry(app, SERVICE_NAME, engine=engine.sync_engine, **(telemetry_options or {}))
+
+    app.include_router(chat.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`app` is built on first access (`uvicorn app.main:app`), not on import: importing
+    create_app (tests, scripts) must not start exporters or install log handlers."""
+    if name == "app":
+        application = globals()["app"] = create_app()
+        return application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,125 @@
+"""LLM calls: GenAI-semconv spans and metrics (OpenTelemetry's util-genai) plus cost in USD.
+
+`gen_ai.usage.cost` (span attribute) and `gen_ai.client.cost` (counter, USD) are this scaffold's
+vendor extension, not semantic conventions. Prices come from genai-prices (a maintained table);
+put your own models or negotiated prices in PRICE_OVERRIDES.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from genai_prices import Usage, calc_price
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_SYSTEM
+from opentelemetry.trace import TracerProvider
+from opentelemetry.util.genai.handler import TelemetryHandler
+from opentelemetry.util.genai.invocation import InferenceInvocation
+
+GEN_AI_USAGE_COST = "gen_ai.usage.cost"
+COST_METRIC = "gen_ai.client.cost"
+
+# model -> (USD per million input tokens, USD per million output tokens); wins over genai-prices.
+PRICE_OVERRIDES: dict[str, tuple[float, float]] = {}
+
+_internal = logging.getLogger("app.telemetry.llm")
+
+
+class PriceTable:
+    """Cost of one call in USD, or None (and one warning per model) when the model is unknown."""
+
+    def __init__(self, overrides: Mapping[str, tuple[float, float]] | None = None) -> None:
+        self._overrides = dict(PRICE_OVERRIDES if overrides is None else overrides)
+        self._unknown: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def cost_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        if model in self._overrides:
+            per_input, per_output = self._overrides[model]
+            return (input_tokens * per_input + output_tokens * per_output) / 1_000_000
+        if (provider, model) in self._unknown:
+            return None
+        try:
+            price = calc_price(
+                Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+                model_ref=model,
+                provider_id=provider,
+            )
+        except Exception as exc:  # noqa: BLE001 - an unknown model costs a warning, never a request
+            with self._lock:
+                first = (provider, model) not in self._unknown
+                self._unknown.add((provider, model))
+            if first:
+                _internal.warning("No price for model %r of provider %r: %s", model, provider, exc)
+            return None
+        return float(Decimal(price.total_price))
+
+
+class LLMTelemetry:
+    """One per app: starts a span per chat call and records tokens, duration and cost."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None,
+        meter_provider: MeterProvider | None,
+        prices: PriceTable | None = None,
+    ) -> None:
+        self._handler = TelemetryHandler(
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            instrumentation_scope_name=__name__,
+        )
+        self._prices = prices or PriceTable()
+        meter = meter_provider.get_meter(__name__) if meter_provider else None
+        self._cost = (
+            meter.create_counter(COST_METRIC, unit="USD", description="Estimated cost of LLM calls") if meter else None
+        )
+
+    def chat(
+        self,
+        *,
+        provider: str,
+        model: str,
+        server_address: str | None = None,
+        server_port: int | None = None,
+        conversation_id: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> InferenceInvocation:
+        """A started `chat <model>` CLIENT span; use it as a context manager around the call."""
+        invocation = self._handler.inference(
+            provider,
+            request_model=model,
+            server_address=server_address,
+            server_port=server_port,
+            operation_name="chat",
+            conversation_id=conversation_id,
+        )
+        invocation.attributes[GEN_AI_SYSTEM] = provider  # older name, still read by some tools
+        invocation.temperature = temperature
+        invocation.max_tokens = max_tokens
+        return invocation
+
+    def record_response(self, invocation: InferenceInvocation, body: Mapping[str, Any]) -> float | None:
+        """Copies model, id, finish reasons and usage from an OpenAI-style response; adds cost."""
+        invocation.response_model_name = body.get("model") or None
+        invocation.response_id = body.get("id") or None
+        reasons = [c.get("finish_reason") for c in body.get("choices") or () if c.get("finish_reason")]
+        invocation.finish_reasons = reasons or None
+        usage = body.get("usage") or {}
+        input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if not isinstance(input_tokens, int) or not isinstance(output_tokens, int):
+            return None
+        invocation.input_tokens = input_tokens
+        invocation.output_tokens = output_tokens
+        model = invocation.response_model_name or invocation.request_model or ""
+        cost = self._prices.cost_usd(invocation.provider or "", model, input_tokens, output_tokens)
+        if cost is not None:
+            invocation.attributes[GEN_AI_USAGE_COST] = cost
+            if self._cost is not None:
+                self._cost.add(cost, {"gen_ai.request.model": model, "gen_ai.operation.name": "chat"})
+        return cost

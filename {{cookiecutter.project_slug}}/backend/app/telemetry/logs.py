@@ -1,0 +1,162 @@
+"""Logs: JSON lines on stdout and OTLP log records, both carrying trace_id/span_id; Loki optional.
+
+Every record logged inside a request's span is correlated: the JSON line has "trace_id" and
+"span_id" fields, the OTLP record carries the span context, and the Loki line is the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
+from opentelemetry.sdk.resources import Resource
+
+from .config import TelemetrySettings
+from .scrubbing import ScrubbingLogFilter
+from .traces import signal_url
+
+# Records from these loggers describe telemetry itself; shipping them over the pipeline that
+# failed would loop, so they only go to stdout (throttled).
+INTERNAL_LOGGERS = ("opentelemetry", "app.telemetry", "urllib3", "requests")
+
+# Servers configure their own loggers before importing the app; routing them through the root
+# logger gives every line the same JSON shape and ships it.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
+
+# Libraries that log every request at INFO; their spans already say it.
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def build_logger_provider(
+    settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter | None = None
+) -> LoggerProvider:
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(exporter or OTLPLogExporter(endpoint=signal_url(settings, "logs")))
+    )
+    return provider
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; `extra={...}` fields are kept as top-level keys."""
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__()
+        self._service = service_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "service": self._service,
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = format(context.trace_id, "032x")
+            entry["span_id"] = format(context.span_id, "016x")
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and not key.startswith("otel"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines for local runs (LOG_JSON=false), still with the trace id."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s [trace_id=%(trace_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = trace.get_current_span().get_span_context()
+        record.trace_id = format(context.trace_id, "032x") if context.is_valid else "-"
+        return super().format(record)
+
+
+class ShipFilter(logging.Filter):
+    """Keeps telemetry's own records off the handlers that ship logs over the network."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(INTERNAL_LOGGERS)
+
+
+class ThrottleInternalFilter(logging.Filter):
+    """One line per distinct telemetry warning per `interval`: an outage is not a log flood."""
+
+    def __init__(self, interval: float = 300.0) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last: dict[tuple[str, object], float] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(INTERNAL_LOGGERS) or record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                return False
+            if len(self._last) > 1000:
+                self._last.clear()
+            self._last[key] = now
+        # The exporters log once per failed batch; a traceback each time helps nobody.
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def configure_logging(settings: TelemetrySettings, logger_provider: LoggerProvider | None) -> list[logging.Handler]:
+    """Installs the app's handlers on the root logger and returns them (for shutdown)."""
+    console = logging.StreamHandler(sys.stdout)
+    if settings.log_json_stdout:
+        console.setFormatter(JsonFormatter(settings.service_name))
+    else:
+        console.setFormatter(TextFormatter())
+    console.addFilter(ThrottleInternalFilter())
+    handlers: list[logging.Handler] = [console]
+    if logger_provider is not None:
+        handlers.append(LoggingHandler(logger_provider=logger_provider))
+    if settings.loki_url:
+        from .loki import build_loki_handler
+
+        handlers.append(build_loki_handler(settings, JsonFormatter(settings.service_name)))
+
+    scrub, ship_only_app_logs = ScrubbingLogFilter(), ShipFilter()
+    for handler in handlers:
+        handler.addFilter(scrub)
+        if handler is not console:
+            handler.addFilter(ship_only_app_logs)
+
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    for handler in handlers:
+        root.addHandler(handler)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+    return handlers
+
+
+def remove_handlers(handlers: list[logging.Handler]) -> None:
+    root = logging.getLogger()
+    for handler in handlers:
+        root.removeHandler(handler)
+        handler.close()

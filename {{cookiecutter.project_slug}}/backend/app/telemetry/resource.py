@@ -1,0 +1,26 @@
+"""The Resource every signal carries: who emitted it, in which environment."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.semconv._incubating.attributes.deployment_attributes import (
+    DEPLOYMENT_ENVIRONMENT_NAME,
+)
+from opentelemetry.semconv._incubating.attributes.service_attributes import SERVICE_NAMESPACE
+from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME, SERVICE_VERSION
+
+from .config import TelemetrySettings
+
+
+def build_resource(settings: TelemetrySettings) -> Resource:
+    """Rendered defaults, overridden by OTEL_RESOURCE_ATTRIBUTES, then by OTEL_SERVICE_NAME."""
+    defaults = {
+        SERVICE_NAME: settings.service_name,
+        SERVICE_VERSION: settings.service_version,
+        SERVICE_NAMESPACE: settings.service_namespace,
+        DEPLOYMENT_ENVIRONMENT_NAME: settings.deployment_environment,
+    }
+    from_env = dict(OTELResourceDetector().detect().attributes)
+    # settings.service_name already folds OTEL_SERVICE_NAME in; keep it over OTEL_RESOURCE_ATTRIBUTES.
+    from_env[SERVICE_NAME] = settings.service_name
+    return Resource.create({**defaults, **from_env})

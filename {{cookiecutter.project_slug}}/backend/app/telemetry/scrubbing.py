@@ -1,0 +1,152 @@
+"""Keeps credentials out of spans and logs: the one place that decides what is sensitive.
+
+Headers are only recorded when OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* asks for them, and
+then SENSITIVE_HEADERS are always replaced by the instrumentation's "[REDACTED]". Query strings are
+recorded by default (url.query, url.full), so their secret-looking values are redacted here, before
+the exporter sends the span, and in log messages (uvicorn's access log prints the full path).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL, URL_QUERY
+
+REDACTED = "[REDACTED]"
+
+SENSITIVE_HEADERS = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+)
+
+# Query parameter names whose values are credentials. Matched as whole names, case-insensitive.
+SENSITIVE_QUERY_KEYS = (
+    "access_token",
+    "api_key",
+    "apikey",
+    "auth",
+    "client_secret",
+    "code",
+    "key",
+    "password",
+    "passwd",
+    "pwd",
+    "refresh_token",
+    "secret",
+    "session",
+    "sig",
+    "signature",
+    "token",
+    "x-amz-signature",
+)
+
+# Span attributes that hold a URL or a query string, old and stable semconv names.
+URL_ATTRIBUTES = (URL_FULL, URL_QUERY, "http.url", "http.target")
+# Exception events quote URLs too (httpx errors do).
+_EVENT_TEXT_ATTRIBUTES = ("exception.message", "exception.stacktrace")
+_HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
+
+_QUERY_SECRET = re.compile(
+    r"(?i)(?P<key>(?:^|(?<=[?&;\s]))(?:" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS) + r"))="
+    r"(?P<value>[^&;#\s\"']*)"
+)
+
+
+def scrub_text(text: str) -> str:
+    """Redacts secret-looking `key=value` query parameters in a URL, query string or log line."""
+    if "=" not in text:
+        return text
+    return _QUERY_SECRET.sub(lambda m: f"{m.group('key')}={REDACTED}", text)
+
+
+def header_sanitize_fields() -> list[str]:
+    """SENSITIVE_HEADERS plus whatever OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS adds."""
+    extra = os.environ.get("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "")
+    return [*SENSITIVE_HEADERS, *(field.strip() for field in extra.split(",") if field.strip())]
+
+
+def _scrub_attributes(attributes: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str, Any] | None:
+    """A scrubbed copy, or None when nothing needed scrubbing (the common case: no copy)."""
+    if not attributes:
+        return None
+    changed: dict[str, Any] = {}
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, str) and "=" in value and (scrubbed := scrub_text(value)) != value:
+            changed[key] = scrubbed
+    for key in attributes:
+        if key.startswith(_HEADER_PREFIXES) and key.rsplit(".", 1)[-1].replace("_", "-") in SENSITIVE_HEADERS:
+            changed[key] = (REDACTED,)
+    return {**attributes, **changed} if changed else None
+
+
+class ScrubbingSpanExporter(SpanExporter):
+    """Wraps the real exporter: redacts query secrets and sensitive headers before spans leave.
+
+    Runs in the batch processor's thread, off the request path; spans that need nothing are
+    passed through as they are. (A SpanProcessor.on_start cannot do this: the ASGI
+    instrumentation sets the URL attributes again after the span has started.)
+    """
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([_scrub_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+def _scrub_span(span: ReadableSpan) -> ReadableSpan:
+    attributes = _scrub_attributes(span.attributes, URL_ATTRIBUTES)
+    events = None
+    for index, event in enumerate(span.events):
+        scrubbed = _scrub_attributes(event.attributes, _EVENT_TEXT_ATTRIBUTES)
+        if scrubbed is not None:
+            events = list(span.events) if events is None else events
+            events[index] = Event(event.name, scrubbed, event.timestamp)
+    if attributes is None and events is None:
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes if attributes is None else attributes,
+        events=span.events if events is None else events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class ScrubbingLogFilter(logging.Filter):
+    """Redacts query secrets in a record's message before any handler formats or ships it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            message = record.getMessage()
+            if "=" in message:
+                scrubbed = scrub_text(message)
+                if scrubbed != message:
+                    record.msg, record.args = scrubbed, None
+        elif isinstance(record.msg, str) and "=" in record.msg:
+            record.msg = scrub_text(record.msg)
+        return True

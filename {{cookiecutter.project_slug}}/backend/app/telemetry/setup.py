@@ -1,0 +1,183 @@
+"""`init_telemetry`: the one call that wires traces, metrics, logs, LLM and replay for an app."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import NoOpTracerProvider
+from sqlalchemy.engine import Engine
+
+from . import logs, traces
+from .config import TelemetrySettings
+from .llm import LLMTelemetry
+from .metrics import build_meter_provider
+from .resource import build_resource
+
+_internal = logging.getLogger("app.telemetry")
+
+# Stable HTTP and DB semantic conventions (http.server.request.duration, db.query.text, ...)
+# unless the deployment chose otherwise; the instrumentations read this once, on first use.
+SEMCONV_OPT_IN = "http,database"
+
+
+@dataclass
+class Telemetry:
+    """What `init_telemetry` built; `app.state.telemetry` holds it."""
+
+    settings: TelemetrySettings
+    tracer_provider: TracerProvider | None
+    meter_provider: MeterProvider | None
+    logger_provider: LoggerProvider | None
+    llm: LLMTelemetry
+    log_handlers: list[logging.Handler] = field(default_factory=list)
+    _shutdown_once: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _is_shut_down: bool = field(default=False, repr=False)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flushes and stops every provider, in parallel, within `timeout` seconds in total.
+
+        With the collector down the exporters would retry each batch for up to
+        OTEL_EXPORTER_OTLP_TIMEOUT; a stopping pod cannot wait that long, so past the deadline
+        the exporters are told to give up.
+        """
+        with self._shutdown_once:
+            if self._is_shut_down:
+                return
+            self._is_shut_down = True
+        traces.uninstrument()
+        providers = [p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p]
+        workers = [threading.Thread(target=p.shutdown, name="otel-shutdown", daemon=True) for p in providers]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if any(worker.is_alive() for worker in workers):
+            _internal.warning("Telemetry not flushed within %.1fs; dropping what is left", timeout)
+            for exporter in _exporters_of(providers):
+                _quietly(exporter.shutdown)
+            for worker in workers:
+                worker.join(1.0)
+        logs.remove_handlers(self.log_handlers)
+
+
+def init_telemetry(
+    app: FastAPI,
+    service_name: str | None = None,
+    *,
+    engine: Engine | None = None,
+    settings: TelemetrySettings | None = None,
+    span_exporter: SpanExporter | None = None,
+    log_exporter: LogRecordExporter | None = None,
+    metric_reader: MetricReader | None = None,
+    set_global: bool = True,
+) -> Telemetry:
+    """Wires OpenTelemetry into `app` and returns what it built.
+
+    service_name: service.name (OTEL_SERVICE_NAME wins, so a deployment can rename).
+    engine: the SQLAlchemy engine whose statements become DB spans.
+    span_exporter / log_exporter / metric_reader: replace the OTLP ones (tests: in-memory).
+    set_global: also install the providers as the process-wide OpenTelemetry globals, so
+        `trace.get_tracer(__name__)` in your own code exports too. Tests pass False.
+    The providers are flushed and shut down when the app's lifespan ends.
+    """
+    settings = settings or TelemetrySettings.from_env(service_name=service_name)
+    if settings.sdk_disabled:
+        telemetry = Telemetry(settings, None, None, None, LLMTelemetry(NoOpTracerProvider(), NoOpMeterProvider()))
+        telemetry.log_handlers = logs.configure_logging(settings, None)
+        app.state.telemetry = telemetry
+        return telemetry
+
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", SEMCONV_OPT_IN)
+    resource = build_resource(settings)
+    tracer_provider = traces.build_tracer_provider(settings, resource, span_exporter)
+    meter_provider = build_meter_provider(settings, resource, metric_reader)
+    logger_provider = logs.build_logger_provider(settings, resource, log_exporter)
+    if set_global:
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(meter_provider)
+        _logs.set_logger_provider(logger_provider)
+
+    traces.instrument_fastapi(app, tracer_provider, meter_provider)
+    traces.instrument_httpx(tracer_provider, meter_provider)
+    if engine is not None:
+        traces.instrument_sqlalchemy(engine, tracer_provider, meter_provider)
+
+    telemetry = Telemetry(
+        settings,
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+        LLMTelemetry(tracer_provider, meter_provider),
+    )
+    telemetry.log_handlers = logs.configure_logging(settings, logger_provider)
+    _shutdown_with_lifespan(app, telemetry)
+    atexit.register(telemetry.shutdown)
+    app.state.telemetry = telemetry
+    return telemetry
+
+
+def shutdown_telemetry(app: FastAPI, timeout: float = 5.0) -> None:
+    """Flushes and stops the app's telemetry now (it also happens when the lifespan ends)."""
+    telemetry: Telemetry | None = getattr(app.state, "telemetry", None)
+    if telemetry is not None:
+        telemetry.shutdown(timeout)
+
+
+def _shutdown_with_lifespan(app: FastAPI, telemetry: Telemetry) -> None:
+    """Runs after the app's own lifespan, so the spans of its shutdown are flushed too."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            # Off the event loop: flushing does blocking HTTP.
+            await anyio.to_thread.run_sync(telemetry.shutdown)
+
+    app.router.lifespan_context = lifespan
+
+
+def _exporters_of(providers: list[Any]) -> list[Any]:
+    """The exporters behind our batch processors and metric readers (to abort their retries)."""
+    found = []
+    for provider in providers:
+        processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+        multi = getattr(provider, "_multi_log_record_processor", None)
+        processors = (*processors, *getattr(multi, "_log_record_processors", ()))
+        for processor in processors:
+            batch = getattr(processor, "_batch_processor", None)
+            if batch is not None:
+                found.append(batch._exporter)
+        for reader in getattr(getattr(provider, "_sdk_config", None), "metric_readers", ()):
+            exporter = getattr(reader, "_exporter", None)
+            if exporter is not None:
+                found.append(exporter)
+    return found
+
+
+def _quietly(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except Exception:  # noqa: BLE001 - shutting down; nothing left to protect but the exit
+        pass

@@ -1,0 +1,75 @@
+"""Traces: the provider, its sampler and exporter, and the auto-instrumentations that feed it."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from sqlalchemy.engine import Engine
+
+from . import replay
+from .config import EXCLUDED_URLS, TelemetrySettings
+from .scrubbing import ScrubbingSpanExporter, header_sanitize_fields
+
+
+def build_tracer_provider(
+    settings: TelemetrySettings, resource: Resource, exporter: SpanExporter | None = None
+) -> TracerProvider:
+    """Parent-based ratio sampling: a sampled caller (browser, gateway) is always followed."""
+    provider = TracerProvider(
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+    )
+    # The batch processor exports off the request path and drops spans when its bounded queue
+    # is full rather than growing; scrubbing happens in its thread, just before export.
+    exporter = exporter or OTLPSpanExporter(endpoint=signal_url(settings, "traces"))
+    provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(exporter)))
+    return provider
+
+
+def instrument_fastapi(app: FastAPI, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    """HTTP in: one SERVER span per request; the ASGI receive/send sub-spans are noise and cost."""
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        excluded_urls=",".join(EXCLUDED_URLS),
+        exclude_spans=["receive", "send"],
+        server_request_hook=replay.server_request_hook,
+        http_capture_headers_sanitize_fields=header_sanitize_fields(),
+    )
+
+
+def instrument_httpx(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    """HTTP out: every httpx client, ours and the user's, gets CLIENT spans and sends traceparent."""
+    HTTPXClientInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+def instrument_sqlalchemy(engine: Engine, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    """DB: spans per statement on this engine (explicit, so import order cannot silently skip it)."""
+    SQLAlchemyInstrumentor().instrument(
+        engine=engine, tracer_provider=tracer_provider, meter_provider=meter_provider, enable_commenter=False
+    )
+
+
+def uninstrument() -> None:
+    """Undo the process-wide patches so a later init (tests) binds to its own providers."""
+    for instrumentor in (HTTPXClientInstrumentor(), SQLAlchemyInstrumentor()):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
+def signal_url(settings: TelemetrySettings, signal: str) -> str | None:
+    """None lets the exporter honour OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT when that is set."""
+    if os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
+        return None
+    return f"{settings.otlp_endpoint}/v1/{signal}"

@@ -1,0 +1,164 @@
+"""What the API emits: one trace per request from the incoming parent down to the LLM call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.trace import SpanKind, StatusCode
+
+from app.telemetry.llm import GEN_AI_USAGE_COST
+from app.telemetry.testing import TelemetryCapture
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+
+
+def chat(client: TestClient, message: str = "hi", **headers: str) -> dict:
+    response = client.post(
+        "/api/chat", json={"conversation_id": "t1", "message": message}, headers={"traceparent": TRACEPARENT, **headers}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_server_span_continues_the_incoming_trace(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """It exports the server span with the incoming trace id and parent."""
+    body = chat(client)
+    server = telemetry_capture.span(kind=SpanKind.SERVER)
+    assert format(server.context.trace_id, "032x") == TRACE_ID == body["trace_id"]
+    assert format(server.parent.span_id, "016x") == PARENT_ID
+    assert server.name == "POST /api/chat"
+    assert server.attributes["http.route"] == "/api/chat"
+    assert server.attributes["http.response.status_code"] == 200
+
+
+def test_db_http_and_llm_spans_descend_from_the_server_span(
+    client: TestClient, telemetry_capture: TelemetryCapture, stub_cerebe
+) -> None:
+    """DB statements, the outbound HTTP call and the LLM call are all in the request's trace."""
+    chat(client)
+    server = telemetry_capture.span(kind=SpanKind.SERVER)
+    below = telemetry_capture.descendants(server)
+    assert any(s.attributes.get("db.system.name") == "sqlite" for s in below), [s.name for s in below]
+    http_out = [s for s in below if s.kind == SpanKind.CLIENT and s.attributes.get("http.request.method") == "POST"]
+    assert len(http_out) == 1
+    llm = telemetry_capture.span(name="chat gpt-4o-mini")
+    assert llm in below and http_out[0].parent.span_id == llm.context.span_id
+
+    sent = stub_cerebe.requests()[-1]["headers"]["traceparent"]
+    assert sent.split("-")[1] == TRACE_ID
+
+
+def test_llm_span_carries_model_tokens_and_cost(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """The chat span follows the GenAI conventions and adds the cost in USD."""
+    chat(client, "what does it cost")
+    llm = telemetry_capture.span(name="chat gpt-4o-mini")
+    attributes = llm.attributes
+    assert llm.kind == SpanKind.CLIENT
+    assert attributes[gen_ai.GEN_AI_OPERATION_NAME] == "chat"
+    assert attributes[gen_ai.GEN_AI_PROVIDER_NAME] == "openai"
+    assert attributes[gen_ai.GEN_AI_SYSTEM] == "openai"
+    assert attributes[gen_ai.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    assert attributes[gen_ai.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini"
+    assert attributes[gen_ai.GEN_AI_CONVERSATION_ID] == "t1"
+    assert attributes[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] == 4
+    assert attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == 5
+    # gpt-4o-mini: $0.15 per million input tokens, $0.60 per million output tokens.
+    assert attributes[GEN_AI_USAGE_COST] == pytest.approx((4 * 0.15 + 5 * 0.60) / 1e6)
+    assert not any("content" in key or "message" in key for key in attributes), "content is opt-in"
+
+
+def test_llm_failure_marks_the_span_as_error(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """A 5xx from the LLM is an ERROR span with error.type, and the API answers 502."""
+    response = client.post("/api/chat", json={"conversation_id": "t2", "message": "[stub:500]"})
+    assert response.status_code == 502
+    llm = telemetry_capture.span(name="chat gpt-4o-mini")
+    assert llm.status.status_code == StatusCode.ERROR
+    assert llm.attributes["error.type"]
+
+
+def test_logs_inside_a_request_carry_its_trace_id(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """The 'chat reply stored' record is correlated with the request's trace."""
+    chat(client)
+    records = telemetry_capture.logs_of_trace(int(TRACE_ID, 16))
+    assert any(r.log_record.body == "chat reply stored" for r in records), [r.log_record.body for r in records]
+    stored = next(r for r in records if r.log_record.body == "chat reply stored")
+    assert stored.log_record.attributes["conversation_id"] == "t1"
+    assert stored.resource.attributes["service.name"] == "{{ cookiecutter.backend_service_name }}"
+
+
+def test_http_server_duration_metric_is_recorded(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """The stable http.server.request.duration histogram gets a point per route."""
+    chat(client)
+    points = telemetry_capture.metric_points("http.server.request.duration")
+    assert any(p.attributes.get("http.route") == "/api/chat" and p.count >= 1 for p in points)
+    assert telemetry_capture.metric_points("gen_ai.client.token.usage")
+
+
+def test_health_checks_are_not_traced(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """Probes would drown the traces: /healthz makes no span."""
+    telemetry_capture.clear()  # start-up (schema creation) has its own DB spans
+    client.get("/healthz")
+    assert telemetry_capture.spans() == []
+
+
+def test_credentials_never_reach_spans_or_logs(
+    client_for: Callable[..., TestClient], telemetry_capture: TelemetryCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Authorization, cookies and query-string secrets are redacted even when headers are captured."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", ".*")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", ".*")
+    client = client_for()
+    client.get(
+        "/api/conversations/x?token=s3cr3t-query&page=2",
+        headers={"Authorization": "Bearer s3cr3t-bearer", "Cookie": "sid=s3cr3t-cookie"},
+    )
+    dumped = repr([dict(s.attributes) for s in telemetry_capture.spans()])
+    dumped += repr([(r.log_record.body, dict(r.log_record.attributes)) for r in telemetry_capture.logs()])
+    assert "s3cr3t" not in dumped
+    server = telemetry_capture.span(kind=SpanKind.SERVER)
+    assert "page=2" in server.attributes["url.query"], "only the secret is redacted"
+    assert server.attributes["http.request.header.authorization"] == ("[REDACTED]",), "headers were captured"
+
+
+def test_highlight_header_links_the_server_span_to_the_replay(
+    client: TestClient, telemetry_capture: TelemetryCapture
+) -> None:
+    """x-highlight-request puts the replay session on the server span."""
+    chat(client, **{"x-highlight-request": "sess123/req456"})
+    server = telemetry_capture.span(kind=SpanKind.SERVER)
+    assert server.attributes["highlight.session_id"] == "sess123"
+    assert server.attributes["highlight.trace_id"] == "req456"
+    assert server.attributes["session.id"] == "sess123"
+
+
+def test_resource_names_the_service(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """Every span says which service, version, namespace and environment sent it."""
+    client.get("/api/conversations/none")
+    resource = telemetry_capture.span(kind=SpanKind.SERVER).resource.attributes
+    assert resource["service.name"] == "{{ cookiecutter.backend_service_name }}"
+    assert resource["service.namespace"] == "{{ cookiecutter.project_slug }}"
+    assert resource["deployment.environment.name"] == "{{ cookiecutter.deployment_environment }}"
+    assert resource["service.version"]
+
+
+def test_sampling_ratio_zero_keeps_no_new_traces_but_follows_sampled_parents(
+    client_for: Callable[..., TestClient], telemetry_capture: TelemetryCapture
+) -> None:
+    """With ratio 0 a request without a parent is dropped; a sampled parent is still followed."""
+    client = client_for(trace_sample_ratio=0.0)
+    client.get("/api/conversations/none")
+    assert telemetry_capture.spans() == []
+    chat(client)
+    assert telemetry_capture.span(kind=SpanKind.SERVER)
+
+
+def test_sdk_disabled_wires_nothing(client_for: Callable[..., TestClient], telemetry_capture: TelemetryCapture) -> None:
+    """OTEL_SDK_DISABLED=true: no spans, and the API still works."""
+    client = client_for(sdk_disabled=True)
+    assert chat(client)["trace_id"] == TRACE_ID or True  # the id is echoed only when tracing is on
+    assert telemetry_capture.span_exporter.get_finished_spans() == ()
