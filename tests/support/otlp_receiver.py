@@ -82,6 +82,7 @@ class ReceiverRejection(Exception):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # answer at once, not after a ~40 ms delayed ACK
     protocol_version = "HTTP/1.1"
     timeout = 15  # seconds a keep-alive connection may idle or a body may stall
     receiver: BaseReceiver  # set on the per-server subclass

@@ -33,6 +33,7 @@ def _tokens(text: str) -> int:
 class _Handler(BaseHTTPRequestHandler):
     server: StubServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # or each answer waits ~40 ms for a delayed ACK
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass

@@ -72,6 +72,8 @@ class Telemetry:
             worker.join(max(0.0, deadline - time.monotonic()))
         if any(worker.is_alive() for worker in workers):
             _internal.warning("Telemetry not flushed within %.1fs; dropping what is left", timeout)
+            # Aborting makes each exporter say so again; once is enough.
+            logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
             for exporter in _exporters_of(providers):
                 _quietly(exporter.shutdown)
             for worker in workers:

@@ -1,0 +1,28 @@
+# sage-obs template: the two commands of README.md, and a few more.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+OUT ?= out
+ARGS ?=
+
+.PHONY: setup render test lint clean
+
+$(VENV)/.ready: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.ready  ## Create .venv with the template's pinned dev tools
+
+render: $(VENV)/.ready  ## Render a scaffold into $(OUT)/ with the defaults; ARGS="project_name='My App'" to answer
+	$(VENV)/bin/cookiecutter . --no-input -o $(OUT) $(ARGS)
+	@echo "Rendered into $(OUT)/. Next: cd $(OUT)/<project_slug> && make install && make test"
+
+test: $(VENV)/.ready  ## The whole suite: renders, hooks, boot tests (real uvicorn), the scaffold's own tests
+	$(PY) -m pytest
+
+lint: $(VENV)/.ready
+	$(PY) -m ruff check hooks tests && $(PY) -m ruff format --check hooks tests
+
+clean:
+	rm -rf $(OUT) .cache .pytest_cache

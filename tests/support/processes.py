@@ -1,0 +1,137 @@
+"""Real processes for boot tests: the rendered backend under uvicorn, the stub LLM, a venv."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+# Variables a booted backend inherits; everything else (the developer's own OTEL_* included) is
+# left out so a test sees only the environment it sets.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+def backend_requirements(pyproject: Path) -> list[str]:
+    """The backend's runtime and dev dependencies, straight from its pyproject.toml."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    return sorted([*project["dependencies"], *project.get("optional-dependencies", {}).get("dev", [])])
+
+
+def ensure_venv(cache_dir: Path, requirements: list[str]) -> Path:
+    """A venv with `requirements` installed, reused while they do not change; returns its python."""
+    key = hashlib.sha256("\n".join([sys.version, *requirements]).encode()).hexdigest()[:16]
+    root = cache_dir / f"backend-venv-{key}"
+    python = root / "bin" / "python"
+    if (root / ".ready").exists():
+        return python
+    venv.EnvBuilder(with_pip=True, clear=True).create(root)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements],
+        check=True,
+    )
+    (root / ".ready").write_text("\n".join(requirements))
+    return python
+
+
+@dataclass
+class Backend:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    stop_seconds: float | None = None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_backend(python: Path, project: Path, env: dict[str, str], log_path: Path) -> Iterator[Backend]:
+    """Starts `uvicorn app.main:app` in project/backend; on exit stops it with SIGTERM (graceful)."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(python), "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=project / "backend",
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    backend = Backend(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_healthy(backend)
+        yield backend
+    finally:
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        backend.stop_seconds = time.monotonic() - started
+
+
+def _wait_healthy(backend: Backend, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if backend.process.poll() is not None:
+            raise RuntimeError(f"backend exited with {backend.process.returncode}:\n{backend.output()}")
+        try:
+            if httpx.get(f"{backend.url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"backend not healthy after {timeout}s:\n{backend.output()}")
+
+
+@dataclass
+class StubLLM:
+    url: str
+
+    def requests(self) -> list[dict]:
+        return httpx.get(f"{self.url}/_stub/requests", timeout=5).json()
+
+
+@contextmanager
+def run_stub_llm(python: Path, project: Path) -> Iterator[StubLLM]:
+    """The scaffold's own tools/stub_cerebe.py, as a separate process on a free port."""
+    process = subprocess.Popen(
+        [str(python), str(project / "tools" / "stub_cerebe.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline().strip()
+        if "listening on " not in line:
+            raise RuntimeError(f"stub LLM did not start: {line!r}")
+        yield StubLLM(line.rsplit(" ", 1)[-1])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
