@@ -2,16 +2,23 @@
 
 Each call is a `chat <model>` GenAI span (telemetry/llm.py) around the HTTP CLIENT span that the
 httpx instrumentation makes; the outbound request carries traceparent, so a Cerebe server that
-speaks OpenTelemetry joins the same trace.
+speaks OpenTelemetry joins the same trace. A streamed call's span covers the whole stream and
+records the time to the first chunk. There are no automatic retries: a retry you add would show
+up as a second span.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from opentelemetry.util.genai.invocation import InferenceInvocation
 
 from .settings import Settings
 from .telemetry.llm import LLMTelemetry
@@ -26,13 +33,25 @@ class CerebeError(Exception):
         self.error_type = error_type
 
 
-@dataclass(frozen=True)
+def _malformed(what: str = "malformed JSON") -> CerebeError:
+    return CerebeError(f"Cerebe answered with {what}", status_code=502, error_type="malformed_response")
+
+
+@dataclass
 class ChatReply:
     content: str
     model: str
-    input_tokens: int | None
-    output_tokens: int | None
-    cost_usd: float | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+@dataclass
+class StreamedReply:
+    """Filled in while a stream is consumed; complete once the iterator is exhausted."""
+
+    chunks: list[str] = field(default_factory=list)
+    reply: ChatReply | None = None
 
 
 class CerebeClient:
@@ -45,6 +64,26 @@ class CerebeClient:
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
 
+    def _start(self, messages: list[dict[str, str]], model: str, conversation_id: str | None, **params: Any):
+        return self._llm.chat(
+            provider=self._settings.cerebe_provider,
+            model=model,
+            server_address=self._host,
+            server_port=self._port,
+            conversation_id=conversation_id,
+            messages=messages,
+            **params,
+        )
+
+    def _payload(self, messages: list[dict[str, str]], model: str, **params: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": model, "messages": messages}
+        payload.update({key: value for key, value in params.items() if value is not None})
+        return payload
+
+    def _headers(self) -> dict[str, str]:
+        key = self._settings.cerebe_api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     async def chat(
         self,
         messages: list[dict[str, str]],
@@ -55,65 +94,141 @@ class CerebeClient:
         max_tokens: int | None = None,
     ) -> ChatReply:
         model = model or self._settings.cerebe_model
-        payload: dict[str, Any] = {"model": model, "messages": messages}
-        if temperature is not None:
-            payload["temperature"] = temperature
-        if max_tokens is not None:
-            payload["max_tokens"] = max_tokens
-        headers = {}
-        if self._settings.cerebe_api_key:
-            headers["Authorization"] = f"Bearer {self._settings.cerebe_api_key}"
-
-        with self._llm.chat(
-            provider=self._settings.cerebe_provider,
-            model=model,
-            server_address=self._host,
-            server_port=self._port,
-            conversation_id=conversation_id,
-            temperature=temperature,
-            max_tokens=max_tokens,
-        ) as call:
-            body = await self._post(payload, headers)
-            cost = self._llm.record_response(call, body)
+        started = time.perf_counter()
+        call = self._start(messages, model, conversation_id, temperature=temperature, max_tokens=max_tokens)
+        try:
+            payload = self._payload(messages, model, temperature=temperature, max_tokens=max_tokens)
+            body = await self._post(payload)
             try:
                 content = body["choices"][0]["message"]["content"]
             except (KeyError, IndexError, TypeError):
-                raise CerebeError(
-                    "Cerebe answered without a message", status_code=502, error_type="malformed_response"
-                ) from None
-            return ChatReply(
+                raise _malformed("no message") from None
+            cost = self._llm.record_response(call, body)
+            reply = ChatReply(
                 content=content if isinstance(content, str) else str(content),
                 model=body.get("model") or model,
                 input_tokens=call.input_tokens,
                 output_tokens=call.output_tokens,
                 cost_usd=cost,
             )
+        except BaseException as exc:
+            self._end_failed(call, exc, conversation_id, started)
+            raise
+        self._llm.log_call(call, conversation_id=conversation_id, latency_ms=_ms(started), cost_usd=cost, outcome="ok")
+        call.stop()
+        return reply
 
-    async def _post(self, payload: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    async def chat_stream(
+        self,
+        messages: list[dict[str, str]],
+        result: StreamedReply,
+        *,
+        conversation_id: str | None = None,
+        model: str | None = None,
+    ) -> AsyncIterator[str]:
+        """Yields text chunks; usage comes from the final chunk (`stream_options.include_usage`)."""
+        model = model or self._settings.cerebe_model
+        started = time.perf_counter()
+        call = self._start(messages, model, conversation_id, stream=True)
+        payload = self._payload(messages, model, stream=True, stream_options={"include_usage": True})
+        response_model, response_id, reasons, usage = model, None, [], None
         try:
+            async with self._open_stream(payload) as response:
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        raise _malformed("a malformed stream chunk") from None
+                    response_model = chunk.get("model") or response_model
+                    response_id = chunk.get("id") or response_id
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or ():
+                        if choice.get("finish_reason"):
+                            reasons.append(choice["finish_reason"])
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            call.record_stream_chunk()
+                            result.chunks.append(text)
+                            yield text
+            content = "".join(result.chunks)
+            cost = self._llm.record_result(
+                call,
+                model=response_model,
+                response_id=response_id,
+                finish_reasons=reasons,
+                usage=usage,
+                content=content,
+            )
+            result.reply = ChatReply(content, response_model, call.input_tokens, call.output_tokens, cost)
+        except BaseException as exc:
+            self._end_failed(call, exc, conversation_id, started)
+            raise
+        self._llm.log_call(call, conversation_id=conversation_id, latency_ms=_ms(started), cost_usd=cost, outcome="ok")
+        call.stop()
+
+    def _end_failed(
+        self, call: InferenceInvocation, exc: BaseException, conversation_id: str | None, started: float
+    ) -> None:
+        if isinstance(exc, CerebeError):
+            error_type, message = exc.error_type, str(exc)
+        else:
+            error_type, message = type(exc).__qualname__, str(exc) or type(exc).__qualname__
+        self._llm.log_call(
+            call, conversation_id=conversation_id, latency_ms=_ms(started), cost_usd=None, outcome=error_type
+        )
+        self._llm.fail(call, error_type, message)
+
+    async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        with _transport_errors():
             response = await self._http.post(
-                self._url, json=payload, headers=headers, timeout=self._settings.cerebe_timeout
+                self._url, json=payload, headers=self._headers(), timeout=self._settings.cerebe_timeout
             )
-        except httpx.TimeoutException:
-            raise CerebeError("Cerebe did not answer in time", status_code=504, error_type="timeout") from None
-        except httpx.TransportError as exc:
-            raise CerebeError(
-                f"Cerebe is unreachable: {type(exc).__name__}", status_code=502, error_type=type(exc).__name__
-            ) from None
-        if response.status_code == 429:
-            raise CerebeError("Cerebe is rate limiting us", status_code=503, error_type="429")
-        if response.status_code >= 400:
-            raise CerebeError(
-                f"Cerebe answered {response.status_code}",
-                status_code=502,
-                error_type=str(response.status_code),
-            )
+        _raise_for_status(response.status_code)
         try:
             body = response.json()
         except ValueError:
-            raise CerebeError(
-                "Cerebe answered with malformed JSON", status_code=502, error_type="malformed_response"
-            ) from None
+            raise _malformed() from None
         if not isinstance(body, dict):
-            raise CerebeError("Cerebe answered with malformed JSON", status_code=502, error_type="malformed_response")
+            raise _malformed()
         return body
+
+    @asynccontextmanager
+    async def _open_stream(self, payload: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        request = self._http.build_request(
+            "POST", self._url, json=payload, headers=self._headers(), timeout=self._settings.cerebe_timeout
+        )
+        with _transport_errors():
+            response = await self._http.send(request, stream=True)
+        try:
+            _raise_for_status(response.status_code)
+            with _transport_errors():  # a stalled stream times out while reading
+                yield response
+        finally:
+            await response.aclose()
+
+
+@contextmanager
+def _transport_errors() -> Iterator[None]:
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise CerebeError("Cerebe did not answer in time", status_code=504, error_type="timeout") from None
+    except httpx.TransportError as exc:
+        name = type(exc).__name__
+        raise CerebeError(f"Cerebe is unreachable: {name}", status_code=502, error_type=name) from None
+
+
+def _raise_for_status(status: int) -> None:
+    if status == 429:
+        raise CerebeError("Cerebe is rate limiting us", status_code=503, error_type="429")
+    if status >= 400:
+        raise CerebeError(f"Cerebe answered {status}", status_code=502, error_type=str(status))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
 from opentelemetry import trace
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 
-from ..cerebe import CerebeClient, CerebeError
+from ..cerebe import CerebeClient, CerebeError, ChatReply, StreamedReply
 from ..db import Message, conversation_messages
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,18 @@ class ChatResponse(BaseModel):
     usage: Usage
 
 
+class ModelUsage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    calls: int
+
+
+class ConversationUsage(ModelUsage):
+    conversation_id: str
+    by_model: dict[str, ModelUsage]
+
+
 class MessageOut(BaseModel):
     role: str
     content: str
@@ -54,34 +70,22 @@ def current_trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-@router.post("/chat", response_model=ChatResponse)
-async def chat(body: ChatRequest, request: Request) -> ChatResponse:
-    sessions = request.app.state.sessions
-    cerebe: CerebeClient = request.app.state.cerebe
-    trace_id = current_trace_id()
-
-    # The user's message is stored first, so a failing LLM call never loses it.
-    async with sessions() as session:
+async def _store_question(request: Request, body: ChatRequest, trace_id: str | None) -> list[dict[str, str]]:
+    """Stores the user's message first, so a failing LLM call never loses it; returns the history."""
+    async with request.app.state.sessions() as session:
         session.add(Message(conversation_id=body.conversation_id, role="user", content=body.message, trace_id=trace_id))
         await session.commit()
         history = await conversation_messages(
             session, body.conversation_id, limit=request.app.state.settings.history_limit
         )
+    return [{"role": m.role, "content": m.content} for m in history]
 
-    try:
-        reply = await cerebe.chat(
-            [{"role": m.role, "content": m.content} for m in history], conversation_id=body.conversation_id
-        )
-    except CerebeError as exc:
-        logger.warning(
-            "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
-        )
-        raise HTTPException(status_code=exc.status_code, detail=f"{exc}; your message was saved") from None
 
-    async with sessions() as session:
+async def _store_reply(request: Request, conversation_id: str, reply: ChatReply, trace_id: str | None) -> None:
+    async with request.app.state.sessions() as session:
         session.add(
             Message(
-                conversation_id=body.conversation_id,
+                conversation_id=conversation_id,
                 role="assistant",
                 content=reply.content,
                 trace_id=trace_id,
@@ -92,23 +96,94 @@ async def chat(body: ChatRequest, request: Request) -> ChatResponse:
             )
         )
         await session.commit()
-
     logger.info(
         "chat reply stored",
-        extra={
-            "conversation_id": body.conversation_id,
-            "model": reply.model,
-            "input_tokens": reply.input_tokens,
-            "output_tokens": reply.output_tokens,
-            "cost_usd": reply.cost_usd,
-        },
+        extra={"conversation_id": conversation_id, "model": reply.model, "cost_usd": reply.cost_usd},
     )
+
+
+def _usage(reply: ChatReply) -> Usage:
+    return Usage(input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, cost_usd=reply.cost_usd)
+
+
+@router.post("/chat", response_model=ChatResponse)
+async def chat(body: ChatRequest, request: Request) -> ChatResponse:
+    cerebe: CerebeClient = request.app.state.cerebe
+    trace_id = current_trace_id()
+    history = await _store_question(request, body, trace_id)
+    try:
+        reply = await cerebe.chat(history, conversation_id=body.conversation_id)
+    except CerebeError as exc:
+        logger.warning(
+            "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
+        )
+        raise HTTPException(status_code=exc.status_code, detail=f"{exc}; your message was saved") from None
+    await _store_reply(request, body.conversation_id, reply, trace_id)
     return ChatResponse(
         conversation_id=body.conversation_id,
         reply=reply.content,
         model=reply.model,
         trace_id=trace_id,
-        usage=Usage(input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, cost_usd=reply.cost_usd),
+        usage=_usage(reply),
+    )
+
+
+@router.post("/chat/stream")
+async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
+    """Server-sent events: `{"delta": text}` per chunk, then `{"done": true, ...}` or an `error` event."""
+    cerebe: CerebeClient = request.app.state.cerebe
+    trace_id = current_trace_id()
+    history = await _store_question(request, body, trace_id)
+
+    async def events() -> AsyncIterator[str]:
+        result = StreamedReply()
+        try:
+            async for text in cerebe.chat_stream(history, result, conversation_id=body.conversation_id):
+                yield f"data: {json.dumps({'delta': text})}\n\n"
+        except CerebeError as exc:
+            logger.warning(
+                "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
+            )
+            detail = {"status": exc.status_code, "detail": f"{exc}; your message was saved", "trace_id": trace_id}
+            yield f"event: error\ndata: {json.dumps(detail)}\n\n"
+            return
+        await _store_reply(request, body.conversation_id, result.reply, trace_id)
+        done = {"done": True, "trace_id": trace_id, "model": result.reply.model, **_usage(result.reply).model_dump()}
+        yield f"data: {json.dumps(done)}\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/conversations/{conversation_id}/usage", response_model=ConversationUsage)
+async def conversation_usage(request: Request, conversation_id: str) -> ConversationUsage:
+    """Tokens and cost of a conversation, summed from the stored replies, in total and per model."""
+    query = (
+        select(
+            Message.model,
+            func.coalesce(func.sum(Message.input_tokens), 0),
+            func.coalesce(func.sum(Message.output_tokens), 0),
+            func.coalesce(func.sum(Message.cost_usd), 0.0),
+            func.count(),
+        )
+        .where(Message.conversation_id == conversation_id, Message.role == "assistant")
+        .group_by(Message.model)
+    )
+    async with request.app.state.sessions() as session:
+        rows = (await session.execute(query)).all()
+        known = rows or await session.scalar(select(func.count()).where(Message.conversation_id == conversation_id))
+    if not known:
+        raise HTTPException(status_code=404, detail="no such conversation")
+    by_model = {
+        model or "unknown": ModelUsage(input_tokens=i, output_tokens=o, cost_usd=float(c), calls=n)
+        for model, i, o, c, n in rows
+    }
+    return ConversationUsage(
+        conversation_id=conversation_id,
+        input_tokens=sum(u.input_tokens for u in by_model.values()),
+        output_tokens=sum(u.output_tokens for u in by_model.values()),
+        cost_usd=sum(u.cost_usd for u in by_model.values()),
+        calls=sum(u.calls for u in by_model.values()),
+        by_model=by_model,
     )
 
 

@@ -75,10 +75,6 @@ class TelemetrySettings:
     loki_url: str | None = None
     """When set, logs are also pushed straight to Loki (base URL). Env: LOKI_URL."""
 
-    capture_llm_content: bool = False
-    """Record prompts and completions on LLM spans (personal data!). Env:
-    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true."""
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> TelemetrySettings:
         """Read the settings from `environ` (default: os.environ); `overrides` win over both."""
@@ -94,7 +90,6 @@ class TelemetrySettings:
             "log_level": (env.get("LOG_LEVEL") or cls.log_level).upper(),
             "log_json_stdout": _flag(env.get("LOG_JSON"), default=True),
             "loki_url": (env.get("LOKI_URL") or "").rstrip("/") or None,
-            "capture_llm_content": _flag(env.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")),
         }
         values.update(overrides)
         return cls(**values)

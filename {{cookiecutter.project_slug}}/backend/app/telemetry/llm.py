@@ -1,8 +1,13 @@
 """LLM calls: GenAI-semconv spans and metrics (OpenTelemetry's util-genai) plus cost in USD.
 
-`gen_ai.usage.cost` (span attribute) and `gen_ai.client.cost` (counter, USD) are this scaffold's
-vendor extension, not semantic conventions. Prices come from genai-prices (a maintained table);
-put your own models or negotiated prices in PRICE_OVERRIDES.
+`gen_ai.usage.cost` (span attribute) and `gen_ai.client.cost` (counter, USD, labelled by model and
+operation only) are this scaffold's vendor extension, not semantic conventions. Prices come from
+genai-prices (a maintained table); put your own models or negotiated prices in PRICE_OVERRIDES.
+
+Prompts and completions are not recorded unless OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+is SPAN_ONLY, EVENT_ONLY or SPAN_AND_EVENT (util-genai's modes); each text is then cut to
+MAX_CONTENT_CHARS. Every call also logs one `llm.call` record (tokens, cost, latency) so cost can
+be rolled up per conversation in Loki.
 """
 
 from __future__ import annotations
@@ -19,14 +24,18 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_A
 from opentelemetry.trace import TracerProvider
 from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.invocation import InferenceInvocation
+from opentelemetry.util.genai.types import Error, InputMessage, OutputMessage, TextPart
 
 GEN_AI_USAGE_COST = "gen_ai.usage.cost"
 COST_METRIC = "gen_ai.client.cost"
+MAX_CONTENT_CHARS = 4096
 
 # model -> (USD per million input tokens, USD per million output tokens); wins over genai-prices.
 PRICE_OVERRIDES: dict[str, tuple[float, float]] = {}
 
 _internal = logging.getLogger("app.telemetry.llm")
+# The per-call record is app data (it ships to OTLP/Loki), so it is not under app.telemetry.
+call_logger = logging.getLogger("app.llm")
 
 
 class PriceTable:
@@ -89,6 +98,8 @@ class LLMTelemetry:
         conversation_id: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        messages: list[Mapping[str, Any]] | None = None,
+        stream: bool = False,
     ) -> InferenceInvocation:
         """A started `chat <model>` CLIENT span; use it as a context manager around the call."""
         invocation = self._handler.inference(
@@ -102,18 +113,52 @@ class LLMTelemetry:
         invocation.attributes[GEN_AI_SYSTEM] = provider  # older name, still read by some tools
         invocation.temperature = temperature
         invocation.max_tokens = max_tokens
+        if stream:
+            invocation.request_stream = True
+        if messages and self._handler.should_capture_content():
+            invocation.input_messages = [
+                InputMessage(role=str(m.get("role")), parts=[TextPart(content=_cut(m.get("content")))])
+                for m in messages
+            ]
         return invocation
 
     def record_response(self, invocation: InferenceInvocation, body: Mapping[str, Any]) -> float | None:
         """Copies model, id, finish reasons and usage from an OpenAI-style response; adds cost."""
-        invocation.response_model_name = body.get("model") or None
-        invocation.response_id = body.get("id") or None
         reasons = [c.get("finish_reason") for c in body.get("choices") or () if c.get("finish_reason")]
-        invocation.finish_reasons = reasons or None
-        usage = body.get("usage") or {}
+        content = None
+        if body.get("choices"):
+            content = ((body["choices"][0] or {}).get("message") or {}).get("content")
+        return self.record_result(
+            invocation,
+            model=body.get("model"),
+            response_id=body.get("id"),
+            finish_reasons=reasons,
+            usage=body.get("usage"),
+            content=content,
+        )
+
+    def record_result(
+        self,
+        invocation: InferenceInvocation,
+        *,
+        model: str | None,
+        response_id: str | None,
+        finish_reasons: list[str],
+        usage: Mapping[str, Any] | None,
+        content: str | None = None,
+    ) -> float | None:
+        """The response side of a call (plain or streamed); returns its cost in USD, if known."""
+        invocation.response_model_name = model or None
+        invocation.response_id = response_id or None
+        invocation.finish_reasons = finish_reasons or None
+        if content is not None and self._handler.should_capture_content():
+            invocation.output_messages = [
+                OutputMessage(role="assistant", parts=[TextPart(content=_cut(content))], finish_reason=None)
+            ]
+        usage = usage or {}
         input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if not isinstance(input_tokens, int) or not isinstance(output_tokens, int):
-            return None
+            return None  # no usage reported: no tokens and no cost, rather than a guess
         invocation.input_tokens = input_tokens
         invocation.output_tokens = output_tokens
         model = invocation.response_model_name or invocation.request_model or ""
@@ -123,3 +168,37 @@ class LLMTelemetry:
             if self._cost is not None:
                 self._cost.add(cost, {"gen_ai.request.model": model, "gen_ai.operation.name": "chat"})
         return cost
+
+    @staticmethod
+    def fail(invocation: InferenceInvocation, error_type: str, message: str) -> None:
+        """Ends the span as ERROR with a short, low-cardinality `error.type` (timeout, 429, ...)."""
+        invocation.fail(Error(type=error_type, message=message))
+
+    @staticmethod
+    def log_call(
+        invocation: InferenceInvocation,
+        *,
+        conversation_id: str | None,
+        latency_ms: float,
+        cost_usd: float | None,
+        outcome: str,
+    ) -> None:
+        """One `llm.call` record per call, logged inside the chat span (so it carries its trace_id)."""
+        call_logger.info(
+            "llm.call",
+            extra={
+                "event": "llm.call",
+                "conversation_id": conversation_id,
+                "model": invocation.response_model_name or invocation.request_model,
+                "input_tokens": invocation.input_tokens,
+                "output_tokens": invocation.output_tokens,
+                "cost_usd": cost_usd,
+                "latency_ms": round(latency_ms, 2),
+                "outcome": outcome,
+            },
+        )
+
+
+def _cut(content: Any) -> str:
+    text = content if isinstance(content, str) else str(content)
+    return text if len(text) <= MAX_CONTENT_CHARS else text[:MAX_CONTENT_CHARS] + "…"
