@@ -76,7 +76,10 @@ _OPEN, _PERCENT, _HASH = "{", "%", "#"
 JINJA_MARKERS = (
     ("a cookiecutter variable", re.compile(re.escape(_OPEN * 2) + r"-?\s*cookiecutter\b")),
     ("a Jinja statement", re.compile(re.escape(_OPEN + _PERCENT) + r"[-+]?\s*\w[^\n]*?" + re.escape(_PERCENT + "}"))),
-    ("a Jinja comment", re.compile(r"(?<!\$)" + re.escape(_OPEN + _HASH) + r"[\s\S]{0,2000}?" + re.escape(_HASH + "}"))),
+    (
+        "a Jinja comment",
+        re.compile(r"(?<!\$)" + re.escape(_OPEN + _HASH) + r"[\s\S]{0,2000}?" + re.escape(_HASH + "}")),
+    ),
 )
 SHOWN_MARKER_LIMIT = 60
 
@@ -166,7 +169,9 @@ def _backend_constants(root: Path) -> dict[str, tuple[int, str]]:
         return {}
     constants: dict[str, tuple[int, str]] = {}
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         value = getattr(node, "value", None)
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
             for target in targets:
@@ -186,8 +191,7 @@ def _endpoint_problem(url: str) -> str | None:
         return "is not an http(s) URL with a host (expected http://<host>:4318)"
     if port == OTLP_GRPC_PORT:
         return (
-            "uses port 4317, the OTLP/gRPC port, but the exporter speaks OTLP/HTTP (http/protobuf) "
-            "(expected port 4318)"
+            "uses port 4317, the OTLP/gRPC port, but the exporter speaks OTLP/HTTP (http/protobuf) (expected port 4318)"
         )
     if port != OTLP_HTTP_PORT:
         return f"uses port {port or 'default'}, not the OTLP/HTTP port (expected port 4318)"
@@ -277,32 +281,29 @@ def _app_problems(rel: str, tree: ast.Module) -> tuple[int, Problems]:
     apps, problems = 0, []
     for scope in (node for node in ast.walk(tree) if isinstance(node, SCOPES)):
         own = list(_own_nodes(scope))
-        bound: dict[int, str] = {}
+        bound: dict[int, str] = {}  # id of a FastAPI(...) call -> the name it is assigned to
         for node in own:
             if isinstance(node, ast.Assign | ast.AnnAssign | ast.NamedExpr) and is_fastapi(node.value):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 bound[id(node.value)] = ast.unparse(targets[-1])
-        passed: set[str] = set()
-        for node in own:
-            if is_init(node):
-                app_args = node.args[:1] + [kw.value for kw in node.keywords if kw.arg == "app"]
-                passed.update(ast.unparse(arg) for arg in app_args)
-                passed.update(f"<call at {id(arg)}>" for arg in app_args if is_fastapi(arg))
-        for node in own:
-            if not is_fastapi(node):
-                continue
+        passed_names: set[str] = set()
+        passed_calls: set[int] = set()  # init_telemetry(FastAPI(...)) needs no name
+        for node in (node for node in own if is_init(node)):
+            for arg in node.args[:1] + [keyword.value for keyword in node.keywords if keyword.arg == "app"]:
+                passed_names.add(ast.unparse(arg))
+                passed_calls.add(id(arg))
+        for node in (node for node in own if is_fastapi(node)):
             apps += 1
-            where = f"{rel}:{node.lineno}"
-            name = bound.get(id(node))
-            if name is None and f"<call at {id(node)}>" not in passed:
+            where, scope_label, name = f"{rel}:{node.lineno}", _scope_label(scope), bound.get(id(node))
+            if name is None and id(node) not in passed_calls:
                 problems.append(
-                    f"{where}: FastAPI(...) {_scope_label(scope)} is not bound to a name, so nothing shows it "
-                    "reaches init_telemetry (expected app = FastAPI(...) and then init_telemetry(app, ...))"
+                    f"{where}: FastAPI(...) {scope_label} is not bound to a name, so nothing shows it reaches "
+                    "init_telemetry (expected app = FastAPI(...) and then init_telemetry(app, ...))"
                 )
-            elif name is not None and name not in passed:
+            elif name is not None and name not in passed_names:
                 problems.append(
-                    f"{where}: FastAPI app '{name}' {_scope_label(scope)} is not passed to init_telemetry "
-                    f"(expected init_telemetry({name}, ...) {_scope_label(scope)})"
+                    f"{where}: FastAPI app '{name}' {scope_label} is not passed to init_telemetry "
+                    f"(expected init_telemetry({name}, ...) {scope_label})"
                 )
     if apps and not _imports_telemetry_package(tree):
         problems.append(
@@ -439,8 +440,7 @@ def check_web_config(root: Path) -> Problems:
                 )
             if key.endswith("API_BASE_URL") and value and _url_port(value) != backend_port:
                 problems.append(
-                    f"{rel}:{line}: {key}={value!r} does not reach the backend's port "
-                    f"(expected port {backend_port})"
+                    f"{rel}:{line}: {key}={value!r} does not reach the backend's port (expected port {backend_port})"
                 )
     return problems
 
@@ -482,7 +482,9 @@ def _looks_like_backend(doc: dict, service_name: str) -> bool:
     the backend's service name, or when a container runs uvicorn."""
     metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     labels = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
-    names = [_name(doc)] + [str(labels.get(key, "")) for key in ("app", "app.kubernetes.io/name", "app.kubernetes.io/component")]
+    names = [_name(doc)] + [
+        str(labels.get(key, "")) for key in ("app", "app.kubernetes.io/name", "app.kubernetes.io/component")
+    ]
     containers = _containers(doc)
     names += [str(container.get("name", "")) for container in containers]
     if service_name in names or any(BACKEND_TOKENS.intersection(re.split(r"[-_.]", name)) for name in names):
@@ -525,7 +527,11 @@ def _k8s_endpoints(root: Path) -> tuple[list[tuple[str, str, str, str]], Problem
         for container in _containers(doc):
             env = _container_env(container, config_maps)
             where = f"{rel}: {workload} container '{container.get('name', '')}'"
-            if backend_name and env.get("OTEL_SERVICE_NAME") == backend_name and not _looks_like_backend(doc, backend_name):
+            if (
+                backend_name
+                and env.get("OTEL_SERVICE_NAME") == backend_name
+                and not _looks_like_backend(doc, backend_name)
+            ):
                 problems.append(
                     f"{where} sets OTEL_SERVICE_NAME={backend_name!r}, the backend's service.name "
                     "(expected only the backend, a workload named or labelled api/backend or running uvicorn)"
@@ -565,7 +571,9 @@ def check_k8s_manifests(root: Path) -> Problems:
 def _collector_configs(root: Path) -> list[tuple[str, dict]]:
     """(label, config) of every OpenTelemetry Collector config: collector config files, and
     ConfigMap data under deploy/ or in those files."""
-    candidates = {path for path in _project_files(root) if any(fnmatch.fnmatch(path.name, n) for n in COLLECTOR_CONFIG_NAMES)}
+    candidates = {
+        path for path in _project_files(root) if any(fnmatch.fnmatch(path.name, n) for n in COLLECTOR_CONFIG_NAMES)
+    }
     if (root / "deploy").is_dir():
         candidates.update(_yaml_files(root / "deploy"))
     configs = []
@@ -588,7 +596,7 @@ def _collector_configs(root: Path) -> list[tuple[str, dict]]:
 
 def _app_otlp_ports(root: Path) -> set[int]:
     """Ports the apps send OTLP to: the backend constant, .env.example files, workload env."""
-    urls = [value for _, value in [_backend_constants(root).get("OTLP_ENDPOINT", (0, ""))]]
+    urls = [_backend_constants(root).get("OTLP_ENDPOINT", (0, ""))[1]]
     env_files = [root / path for path in BACKEND_ENV_FILES]
     if (root / "web").is_dir():
         env_files += sorted((root / "web").glob(".env*.example"))
@@ -614,7 +622,8 @@ def check_collector_config(root: Path) -> Problems:
             if not isinstance(protocols, dict) or "http" not in protocols:
                 continue
             where = f"{label}: receiver '{receiver}'"
-            endpoint = (protocols["http"] or {}).get("endpoint") if isinstance(protocols["http"] or {}, dict) else None
+            http = protocols["http"] if isinstance(protocols["http"], dict) else {}
+            endpoint = http.get("endpoint")
             if not isinstance(endpoint, str):
                 problems.append(
                     f"{where} has no protocols.http.endpoint, so it binds localhost:4318, unreachable from other "
@@ -622,10 +631,10 @@ def check_collector_config(root: Path) -> Problems:
                 )
                 continue
             host, _, port = endpoint.rpartition(":")
-            if host not in ALL_INTERFACES and not host.startswith("${"):
+            if host not in ALL_INTERFACES and not host.startswith("$"):
                 problems.append(
                     f"{where} binds {endpoint!r}, unreachable from other pods and containers "
-                    f"(expected 0.0.0.0:{port or OTLP_HTTP_PORT} or a pod IP from ${{env:...}})".replace("${{", "${")
+                    f"(expected 0.0.0.0:{port}, or a pod IP from " + "${env:MY_POD_IP})"
                 )
             if port.isdigit() and app_ports and int(port) not in app_ports:
                 sent_to = ", ".join(str(p) for p in sorted(app_ports))
@@ -655,7 +664,9 @@ def check_files_parse(root: Path) -> Problems:
             try:
                 json.loads(_strip_jsonc(text) if jsonc else text)
             except json.JSONDecodeError as error:
-                problems.append(f"{rel}:{error.lineno}:{error.colno}: does not parse as JSON: {error.msg} (expected valid JSON)")
+                problems.append(
+                    f"{rel}:{error.lineno}:{error.colno}: does not parse as JSON: {error.msg} (expected valid JSON)"
+                )
             continue
         try:
             for _ in yaml.safe_load_all(text):
@@ -710,7 +721,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", nargs="?", type=Path, default=PROJECT_ROOT, help="project root (default: %(default)s)")
     root = parser.parse_args(argv).root.resolve()
     if yaml is None:
-        print("wiring: cannot run: PyYAML is not installed (pip install pyyaml, or the backend's dev extras)", file=sys.stderr)
+        print(
+            "wiring: cannot run: PyYAML is not installed (pip install pyyaml, or the backend's dev extras)",
+            file=sys.stderr,
+        )
         return 2
     if not root.is_dir():
         print(f"wiring: cannot run: {root} is not a directory", file=sys.stderr)
