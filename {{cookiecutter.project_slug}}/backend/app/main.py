@@ -13,7 +13,7 @@ from . import db
 from .api import chat
 from .cerebe import CerebeClient
 from .settings import Settings
-from .telemetry import init_telemetry
+from .telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, init_telemetry
 from .telemetry.config import SERVICE_NAME
 
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[s
     settings = settings or Settings.from_env()
     engine = db.create_engine(settings.database_url)
 
-    app = FastAPI(title="{{ cookiecutter.project_name }}", lifespan=lifespan)
+    app = FastAPI(title="{{ cookiecutter.project_name }}", lifespan=lifespan, telemetry=FASTAPI_NATIVE_TELEMETRY_OFF)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)

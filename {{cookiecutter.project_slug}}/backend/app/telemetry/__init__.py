@@ -13,5 +13,6 @@ Where each signal is configured:
 """
 
 from .setup import Telemetry, init_telemetry, shutdown_telemetry
+from .traces import FASTAPI_NATIVE_TELEMETRY_OFF
 
-__all__ = ["Telemetry", "init_telemetry", "shutdown_telemetry"]
+__all__ = ["FASTAPI_NATIVE_TELEMETRY_OFF", "Telemetry", "init_telemetry", "shutdown_telemetry"]

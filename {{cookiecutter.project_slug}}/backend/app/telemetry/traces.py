@@ -20,6 +20,10 @@ from . import replay
 from .config import EXCLUDED_URLS, TelemetrySettings
 from .scrubbing import ScrubbingSpanExporter, header_sanitize_fields
 
+# FastAPI now ships its own OpenTelemetry middleware; it steps aside when it sees the contrib
+# instrumentation, but switching it off outright means one source of HTTP spans, whatever the order.
+FASTAPI_NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
 
 def build_tracer_provider(
     settings: TelemetrySettings, resource: Resource, exporter: SpanExporter | None = None
