@@ -22,7 +22,7 @@ test: $(VENV)/.ready  ## The whole suite: renders, hooks, boot tests (real uvico
 	$(PY) -m pytest
 
 lint: $(VENV)/.ready
-	$(PY) -m ruff check hooks tests && $(PY) -m ruff format --check hooks tests
+	$(PY) -m ruff check --no-cache hooks tests bench && $(PY) -m ruff format --no-cache --check hooks tests bench
 
 clean:
 	rm -rf $(OUT) .cache .pytest_cache

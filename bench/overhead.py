@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def drive(url: str, path: str, body: dict | None, requests: int, concurrency: int) -> tuple[float, list[float]]:
+def drive(
+    url: str, path: str, body: dict | None, requests: int, concurrency: int
+) -> tuple[float, list[float]]:
     """Returns (wall seconds, latencies) for `requests` requests over `concurrency` connections."""
     latencies: list[float] = []
 
@@ -82,7 +83,10 @@ def main() -> None:
         common = {"CEREBE_BASE_URL": llm.url, "LOG_LEVEL": "INFO"}
         variants = {
             "a_disabled": {"OTEL_SDK_DISABLED": "true"},
-            "b_scaffold": {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER_ARG": args.sample_ratio},
+            "b_scaffold": {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_TRACES_SAMPLER_ARG": args.sample_ratio,
+            },
         }
         backends = {
             name: stack.enter_context(
@@ -96,7 +100,7 @@ def main() -> None:
             for name, env in variants.items()
         }
         results: dict[tuple[str, str], list[dict]] = {}
-        for name, backend in backends.items():  # warm-up
+        for backend in backends.values():  # warm-up
             for path, body in routes.values():
                 drive(backend.url, path, body, 100, args.concurrency)
         for _ in range(args.rounds):
@@ -117,7 +121,9 @@ def main() -> None:
     print(f"{'route':6} {'variant':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
     for (route, name), rounds in results.items():
         med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-        print(f"{route:6} {name:12} {med['rps']:8.1f} {med['p50']:8.2f} {med['p99']:8.2f} {med['cpu_ms']:11.2f}")
+        print(
+            f"{route:6} {name:12} {med['rps']:8.1f} {med['p50']:8.2f} {med['p99']:8.2f} {med['cpu_ms']:11.2f}"
+        )
 
 
 if __name__ == "__main__":

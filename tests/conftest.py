@@ -16,7 +16,9 @@ CACHE_DIR = TEMPLATE_DIR / ".cache"
 def render(output_dir: Path, **extra_context: object) -> Path:
     """Renders the template without prompts; returns the project directory."""
     return Path(
-        cookiecutter(str(TEMPLATE_DIR), no_input=True, output_dir=str(output_dir), extra_context=extra_context)
+        cookiecutter(
+            str(TEMPLATE_DIR), no_input=True, output_dir=str(output_dir), extra_context=extra_context
+        )
     )
 
 

@@ -109,7 +109,9 @@ def test_db_and_outbound_http_spans_descend_from_the_server_span(boot: BootRun) 
     """DB statements and the outbound call to the LLM are in the request's trace, below it."""
     below = boot.descendants(boot.server_span())
     db = [s for s in below if s.attributes.get("db.system.name") == "sqlite"]
-    assert any(s.attributes.get("db.query.text", "").startswith("INSERT") for s in db), [s.name for s in below]
+    assert any(s.attributes.get("db.query.text", "").startswith("INSERT") for s in db), [
+        s.name for s in below
+    ]
     http_out = [s for s in below if s.kind == "CLIENT" and s.attributes.get("http.request.method") == "POST"]
     assert len(http_out) == 1 and http_out[0].attributes["url.full"].endswith("/v1/chat/completions")
 
@@ -145,7 +147,9 @@ def test_stdout_json_lines_carry_the_trace_id(boot: BootRun) -> None:
     lines = [json.loads(line) for line in boot.output.splitlines() if line.startswith("{")]
     stored = [line for line in lines if line["message"] == "chat reply stored"]
     assert stored and stored[0]["trace_id"] == TRACE_ID and len(stored[0]["span_id"]) == 16
-    assert any(line["logger"].startswith("uvicorn") for line in lines), "server logs go through the same handler"
+    assert any(line["logger"].startswith("uvicorn") for line in lines), (
+        "server logs go through the same handler"
+    )
 
 
 def test_http_server_duration_metric_arrived(boot: BootRun) -> None:
@@ -169,7 +173,11 @@ def test_loki_gets_the_line_with_trace_id_in_it_and_not_as_a_label(boot: BootRun
 
 def test_graceful_stop_loses_no_finished_request_span(boot: BootRun) -> None:
     """Every request of the burst just before SIGTERM has its server span exported."""
-    burst = [s for s in boot.spans if s.kind == "SERVER" and s.attributes.get("url.path", "").startswith("/api/conv")]
+    burst = [
+        s
+        for s in boot.spans
+        if s.kind == "SERVER" and s.attributes.get("url.path", "").startswith("/api/conv")
+    ]
     assert len(burst) == BURST
     assert boot.stop_seconds < 10
 

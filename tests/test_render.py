@@ -17,7 +17,12 @@ COMBINATIONS = [
     pytest.param({}, id="defaults"),
     pytest.param({"include_web": False, "include_k8s": False, "session_replay": "none"}, id="all-off"),
     pytest.param(
-        {"include_web": True, "include_k8s": True, "session_replay": "highlight", "highlight_project_id": "ve6y97ge"},
+        {
+            "include_web": True,
+            "include_k8s": True,
+            "session_replay": "highlight",
+            "highlight_project_id": "ve6y97ge",
+        },
         id="all-on-highlight",
     ),
     pytest.param({"session_replay": "sentry"}, id="sentry"),
