@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OUT ?= out
 ARGS ?=
 
-.PHONY: setup render test lint clean
+.PHONY: setup render test lint bench clean
 
 $(VENV)/.ready: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ render: $(VENV)/.ready  ## Render a scaffold into $(OUT)/ with the defaults; ARG
 
 test: $(VENV)/.ready  ## The whole suite: renders, hooks, boot tests (real uvicorn), the scaffold's own tests
 	$(PY) -m pytest
+
+bench: $(VENV)/.ready  ## All benchmarks (bench/, several minutes): prints a table, writes docs/PERFORMANCE.md
+	$(PY) -m bench.run
 
 lint: $(VENV)/.ready
 	$(PY) -m ruff check --no-cache hooks tests bench && $(PY) -m ruff format --no-cache --check hooks tests bench

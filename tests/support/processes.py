@@ -79,12 +79,18 @@ class Backend:
 
 
 @contextmanager
-def run_backend(python: Path, project: Path, env: dict[str, str], log_path: Path) -> Iterator[Backend]:
-    """Starts `uvicorn app.main:app` in project/backend; on exit stops it with SIGTERM (graceful)."""
+def run_backend(
+    python: Path, project: Path, env: dict[str, str], log_path: Path, command: list[str] | None = None
+) -> Iterator[Backend]:
+    """Starts `uvicorn app.main:app` in project/backend; on exit stops it with SIGTERM (graceful).
+
+    `command` replaces `python -m uvicorn app.main:app` (e.g. with opentelemetry-instrument in front).
+    """
     port = free_port()
+    command = command or [str(python), "-m", "uvicorn", "app.main:app"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(python), "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
             cwd=project / "backend",
             env=env,
             stdout=log,

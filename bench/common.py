@@ -1,0 +1,159 @@
+"""What every benchmark needs: a rendered scaffold, its venv, booted backends, load, /proc readings."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import CACHE_DIR, render  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    Backend,
+    backend_requirements,
+    clean_env,
+    ensure_venv,
+    run_backend,
+    run_stub_llm,
+)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+AUTO_INSTRUMENT = ["opentelemetry-distro==0.66b2"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (uvicorn serves the app in its main process)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Project:
+    path: Path
+    python: Path
+    workdir: Path
+
+
+def prepare(workdir: Path, **answers: object) -> Project:
+    project = render(workdir / "render", **answers)
+    requirements = backend_requirements(project / "backend" / "pyproject.toml")
+    python = ensure_venv(CACHE_DIR, requirements + AUTO_INSTRUMENT)
+    return Project(project, python, workdir)
+
+
+@dataclass
+class Load:
+    """Outcome of driving one backend: counts, wall time, latencies (s), CPU of the server."""
+
+    ok: int = 0
+    failed: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return (self.ok + self.failed) / self.wall if self.wall else 0.0
+
+    def pct(self, q: float) -> float:
+        values = sorted(self.latencies)
+        return values[min(len(values) - 1, int(len(values) * q))] * 1e3 if values else float("nan")
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu / max(1, self.ok + self.failed) * 1e3
+
+
+ROUTES = {
+    "chat": ("POST", "/api/chat", {"message": "benchmark me"}),
+    "bare": ("GET", "/api/conversations/none", None),
+}
+
+
+def drive(backend: Backend, route: str, requests: int, concurrency: int = 4) -> Load:
+    """`requests` requests over `concurrency` keep-alive connections, from this process."""
+    method, path, body = ROUTES[route]
+    load, lock = Load(), threading.Lock()
+
+    def worker(count: int, offset: int) -> None:
+        latencies, ok, failed = [], 0, 0
+        with httpx.Client(base_url=backend.url, timeout=30) as client:
+            for i in range(count):
+                started = time.perf_counter()
+                try:
+                    if body is None:
+                        status = client.get(path).status_code
+                    else:
+                        payload = {**body, "conversation_id": f"b{(offset + i) % 50}"}
+                        status = client.post(path, json=payload).status_code
+                except httpx.HTTPError:
+                    status = 599
+                latencies.append(time.perf_counter() - started)
+                if status >= 500:
+                    failed += 1
+                else:
+                    ok += 1
+        with lock:
+            load.latencies += latencies
+            load.ok += ok
+            load.failed += failed
+
+    per_worker = requests // concurrency
+    cpu_before = cpu_seconds(backend.process.pid)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, [per_worker] * concurrency, range(0, requests, per_worker)))
+    load.wall = time.perf_counter() - started
+    load.cpu = cpu_seconds(backend.process.pid) - cpu_before
+    return load
+
+
+@contextmanager
+def backends(
+    project: Project, variants: dict[str, dict[str, str]], llm_url: str
+) -> Iterator[dict[str, Backend]]:
+    """Boots one backend per variant (env overrides; key `_command` replaces the uvicorn command)."""
+    with ExitStack() as stack:
+        started = {}
+        for name, env in variants.items():
+            env = dict(env)
+            command = env.pop("_command", None)
+            full_env = clean_env(
+                CEREBE_BASE_URL=llm_url,
+                DATABASE_URL=f"sqlite:///{project.workdir / name}.db",
+                **env,
+            )
+            started[name] = stack.enter_context(
+                run_backend(
+                    project.python, project.path, full_env, project.workdir / f"{name}.log", command=command
+                )
+            )
+        yield started
+
+
+@contextmanager
+def stub_llm(project: Project) -> Iterator[str]:
+    with run_stub_llm(project.python, project.path) as llm:
+        yield llm.url
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
