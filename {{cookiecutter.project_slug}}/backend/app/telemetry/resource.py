@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.semconv._incubating.attributes.deployment_attributes import (
     DEPLOYMENT_ENVIRONMENT_NAME,
 )
-from opentelemetry.semconv._incubating.attributes.service_attributes import SERVICE_NAMESPACE
+from opentelemetry.semconv._incubating.attributes.process_attributes import PROCESS_PID
+from opentelemetry.semconv._incubating.attributes.service_attributes import SERVICE_INSTANCE_ID, SERVICE_NAMESPACE
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME, SERVICE_VERSION
 
 from .config import TelemetrySettings
 
 
 def build_resource(settings: TelemetrySettings) -> Resource:
-    """Rendered defaults, overridden by OTEL_RESOURCE_ATTRIBUTES, then by OTEL_SERVICE_NAME."""
+    """Rendered defaults, overridden by OTEL_RESOURCE_ATTRIBUTES, then by OTEL_SERVICE_NAME.
+
+    Each process (each uvicorn/gunicorn worker builds its own) gets its own service.instance.id,
+    so the series of two workers never collide in Prometheus.
+    """
     defaults = {
+        SERVICE_INSTANCE_ID: str(uuid.uuid4()),
+        PROCESS_PID: os.getpid(),
         SERVICE_NAME: settings.service_name,
         SERVICE_VERSION: settings.service_version,
         SERVICE_NAMESPACE: settings.service_namespace,
