@@ -20,7 +20,5 @@ elif leave_out == "db-spans":
     traces.instrument_sqlalchemy = lambda *args, **kwargs: None
 elif leave_out == "httpx-spans":
     traces.instrument_httpx = lambda *args, **kwargs: None
-elif leave_out == "access-log":
-    os.environ["BENCH_NO_ACCESS_LOG"] = "1"
 
 app = create_app()
