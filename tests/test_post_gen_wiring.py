@@ -112,6 +112,11 @@ data:
             endpoint: 0.0.0.0:4318
     exporters:
       debug: {}
+    service:
+      pipelines:
+        traces:
+          receivers: [otlp]
+          exporters: [debug]
 """
 
 GOOD_TREE = {
@@ -527,6 +532,154 @@ def test_a_collector_config_file_is_checked_outside_deploy(project):
         "compose/otel-collector-config.yaml: receiver 'otlp_http/apps' listens on port 4319, "
         "but the apps send OTLP to port 4318 (expected the receiver on port 4318)"
     )
+
+
+# ---- c2. the local stack: collector pipelines, names and ports, Grafana data sources -----------
+
+
+@pytest.fixture(scope="module")
+def rendered_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default render, with its deploy/ stack and docker-compose.yaml (rendered once per module)."""
+    from tests.conftest import render
+
+    return render(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture
+def stack(rendered_stack: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the rendered project that a test may break."""
+    return Path(shutil.copytree(rendered_stack, tmp_path / rendered_stack.name))
+
+
+COLLECTOR = "deploy/config/otel-collector-config.yaml"
+
+
+def test_the_rendered_stack_passes_the_stack_checks(stack):
+    """It finds nothing wrong with the rendered collector, manifests, compose file and Grafana files."""
+    assert cw.check_collector_pipelines(stack) == []
+    assert cw.check_stack_wiring(stack) == []
+    assert cw.check_grafana_provisioning(stack) == []
+
+
+def test_a_pipeline_using_an_undefined_exporter_is_reported(stack):
+    """It names the pipeline and the component that is used but not defined."""
+    edit(stack, COLLECTOR, "exporters: [otlp_http/prometheus]", "exporters: [otlp_http/mimir]")
+
+    problems = cw.check_collector_pipelines(stack)
+    assert any(
+        "pipeline 'metrics' uses exporter 'otlp_http/mimir', which is not defined" in p for p in problems
+    )
+    assert any("exporter 'otlp_http/prometheus' is defined but no pipeline uses it" in p for p in problems)
+
+
+def test_a_defined_but_unused_processor_is_reported(stack):
+    """It reports a processor that no pipeline lists."""
+    edit(stack, COLLECTOR, "processors:\n  # First", "processors:\n  attributes/unused: {}\n  # First")
+
+    assert "processor 'attributes/unused' is defined but no pipeline uses it" in only(
+        cw.check_collector_pipelines(stack)
+    )
+
+
+def test_a_connector_that_only_exports_is_reported(stack):
+    """It requires a connector to be the exporter of one pipeline and the receiver of another."""
+    edit(
+        stack, COLLECTOR, "receivers: [otlp, span_metrics, service_graph]", "receivers: [otlp, span_metrics]"
+    )
+
+    assert "connector 'service_graph' is never used as receiver" in only(cw.check_collector_pipelines(stack))
+
+
+def test_an_exporter_port_the_service_does_not_expose_is_reported(stack):
+    """It checks host:port in component configs against the Services in deploy/."""
+    edit(stack, COLLECTOR, "endpoint: tempo:4317", "endpoint: tempo:4318")
+
+    assert "tempo:4318 uses a port Service 'tempo' does not expose (3200, 4317)" in only(
+        cw.check_stack_wiring(stack)
+    )
+
+
+def test_a_grafana_data_source_naming_no_service_is_reported(stack):
+    """It reports a data source URL whose host is neither a k8s Service nor a compose service."""
+    edit(stack, "deploy/config/grafana-datasources.yaml", "http://loki:3100", "http://loki-gateway:3100")
+
+    problems = cw.check_stack_wiring(stack)
+    assert any("loki-gateway:3100 names no Service 'loki-gateway' in deploy/" in p for p in problems)
+    assert any("names no service 'loki-gateway' in docker-compose.yaml" in p for p in problems)
+
+
+def test_compose_running_other_flags_than_the_k8s_container_is_reported(stack):
+    """It compares each compose command with the args of the k8s container of the same name."""
+    edit(stack, "docker-compose.yaml", "      - --web.enable-otlp-receiver\n", "")
+
+    assert "service 'prometheus' runs" in only(cw.check_stack_wiring(stack))
+
+
+def test_a_config_the_k8s_stack_uses_but_compose_does_not_mount_is_reported(stack):
+    """It keeps one source of truth: every configMapGenerator file is mounted by compose too."""
+    edit(
+        stack,
+        "docker-compose.yaml",
+        "      - ./deploy/config/tempo-config.yaml:/etc/tempo/tempo-config.yaml:ro\n",
+        "      - ./tempo.yaml:/etc/tempo/tempo-config.yaml:ro\n",
+    )
+
+    problems = cw.check_stack_wiring(stack)
+    assert any("mounts ./tempo.yaml, which does not exist" in p for p in problems)
+    assert any(
+        "tempo-config.yaml reaches the k8s stack but no docker-compose.yaml service" in p for p in problems
+    )
+
+
+def test_a_k3d_port_compose_does_not_publish_is_reported(stack):
+    """It expects compose to publish the localhost ports deploy/k3d/cluster.yaml maps."""
+    edit(stack, "docker-compose.yaml", '"3001:3000"', '"3002:3000"')
+
+    assert "service 'grafana' does not publish 3001:3000" in only(cw.check_stack_wiring(stack))
+
+
+def test_a_dashboard_naming_an_unprovisioned_data_source_is_reported(stack):
+    """It reports a panel whose data source uid is not provisioned, with the uids that are."""
+    edit(stack, "deploy/config/dashboards/llm.json", '"uid": "loki"', '"uid": "logs"')
+
+    problems = cw.check_grafana_provisioning(stack)
+    assert problems and all(
+        "refers to data source uid 'logs', which is not provisioned" in p for p in problems
+    )
+    assert problems[0].startswith("deploy/config/dashboards/llm.json: ")
+    assert problems[0].endswith("(expected one of: loki, prometheus, tempo)")
+
+
+def test_repeated_panel_ids_are_reported(stack):
+    """It requires unique panel ids in a dashboard."""
+    edit(stack, "deploy/config/dashboards/service-red.json", '"id": 2\n', '"id": 1\n')
+
+    assert "panel ids are missing or repeated [1]" in only(cw.check_grafana_provisioning(stack))
+
+
+def test_a_template_whose_dashboard_names_a_missing_data_source_fails_the_render(cookies, tmp_path, capfd):
+    """It fails cookiecutter with the problem and the template-bug line when a dashboard is broken."""
+    template = tmp_path / "template"
+    shutil.copytree(TEMPLATE_ROOT / "hooks", template / "hooks")
+    shutil.copytree(
+        SCAFFOLD,
+        template / SCAFFOLD.name,
+        ignore=shutil.ignore_patterns(".ruff_cache", "__pycache__", "node_modules"),
+    )
+    shutil.copy(TEMPLATE_ROOT / "cookiecutter.json", template)
+    edit(
+        template,
+        f"{SCAFFOLD.name}/deploy/config/dashboards/service-red.json",
+        '"uid": "tempo"',
+        '"uid": "jaeger"',
+    )
+
+    result = cookies.bake(template=str(template))
+
+    err = capfd.readouterr().err
+    assert result.exit_code != 0
+    assert "deploy/config/dashboards/service-red.json: refers to data source uid 'jaeger'" in err
+    assert WIRING_BROKEN in err
 
 
 # ---- d. every YAML and JSON file parses --------------------------------------------------------

@@ -13,6 +13,9 @@ It reads files only (nothing is imported or started) and prints one line per pro
     check_web_config            web/: its own service.name, and API_BASE_URL on the backend's port
     check_k8s_manifests         deploy/: OTLP endpoints name a Service and one of its ports
     check_collector_config      the collector's OTLP/HTTP receiver binds all interfaces, on the apps' port
+    check_collector_pipelines   every collector component a pipeline uses is defined, every defined one used
+    check_stack_wiring          deploy/ configs, manifests, docker-compose and k3d agree on names and ports
+    check_grafana_provisioning  every data source uid a dashboard or link names is provisioned
     check_files_parse           every YAML and JSON file parses
     check_no_unrendered_jinja   no template marker was left behind by cookiecutter
 
@@ -645,6 +648,347 @@ def check_collector_config(root: Path) -> Problems:
     return problems
 
 
+# ---- c2. the local stack: collector pipelines, names and ports across k8s, compose and configs --
+
+COMPOSE_FILES = ("docker-compose.yaml", "docker-compose.yml", "compose.yaml", "compose.yml")
+PIPELINE_PARTS = ("receivers", "processors", "exporters")
+# host:port or scheme://host:port with a short host (a Service / compose service name).
+SHORT_HOST_URL = re.compile(r"(?:https?://)?([a-z][-a-z0-9]*):(\d+)(?:/\S*)?")
+LOCAL_HOSTS = frozenset({"localhost", "0.0.0.0"})
+
+
+def check_collector_pipelines(root: Path) -> Problems:
+    """Every component a collector pipeline uses is defined, and every defined one is used."""
+    problems = []
+    for label, config in _collector_configs(root):
+        service = config.get("service") if isinstance(config.get("service"), dict) else {}
+        pipelines = service.get("pipelines") if isinstance(service.get("pipelines"), dict) else {}
+        if not pipelines:
+            problems.append(f"{label}: no service.pipelines (expected traces, metrics and logs pipelines)")
+            continue
+        defined = {
+            section: set(config.get(section) or {}) if isinstance(config.get(section) or {}, dict) else set()
+            for section in (*PIPELINE_PARTS, "connectors", "extensions")
+        }
+        used: dict[str, set[str]] = {section: set() for section in defined}
+        connector_as = {"receivers": set(), "exporters": set()}
+        for name, pipeline in pipelines.items():
+            pipeline = pipeline if isinstance(pipeline, dict) else {}
+            for part in PIPELINE_PARTS:
+                for component in pipeline.get(part) or []:
+                    component = str(component)
+                    if part != "processors" and component in defined["connectors"]:
+                        used["connectors"].add(component)
+                        connector_as[part].add(component)
+                    elif component in defined[part]:
+                        used[part].add(component)
+                    else:
+                        problems.append(
+                            f"{label}: pipeline '{name}' uses {part[:-1]} '{component}', which is not defined "
+                            f"(expected it under {part}:" + (" or connectors:)" if part != "processors" else ")")
+                        )
+            for part in ("receivers", "exporters"):
+                if not pipeline.get(part):
+                    problems.append(f"{label}: pipeline '{name}' has no {part} (expected at least one)")
+        for extension in service.get("extensions") or []:
+            used["extensions"].add(str(extension))
+            if str(extension) not in defined["extensions"]:
+                problems.append(
+                    f"{label}: service.extensions lists '{extension}', which is not defined (expected it under "
+                    "extensions:)"
+                )
+        for section, names in defined.items():
+            for unused in sorted(names - used[section]):
+                problems.append(
+                    f"{label}: {section[:-1]} '{unused}' is defined but no pipeline uses it "
+                    "(expected it in a pipeline, or removed)"
+                )
+        for connector in sorted(used["connectors"]):
+            missing = [side[:-1] for side, names in connector_as.items() if connector not in names]
+            if missing:
+                problems.append(
+                    f"{label}: connector '{connector}' is never used as {missing[0]} (expected it as the "
+                    "exporter of one pipeline and the receiver of another)"
+                )
+    return problems
+
+
+def _k8s_services(root: Path) -> dict[str, set[int]]:
+    services: dict[str, set[int]] = {}
+    for _, doc in _k8s_documents(root):
+        if doc["kind"] == "Service":
+            ports = (doc.get("spec") or {}).get("ports") or []
+            services.setdefault(_name(doc), set()).update(
+                port["port"] for port in ports if isinstance(port, dict) and isinstance(port.get("port"), int)
+            )
+    return services
+
+
+def _compose(root: Path) -> tuple[str, dict] | None:
+    for name in COMPOSE_FILES:
+        documents = _yaml_documents(root / name)
+        if documents and isinstance(documents[0], dict) and isinstance(documents[0].get("services"), dict):
+            return name, documents[0]
+    return None
+
+
+def _short_host_urls(value: object) -> Iterator[tuple[str, int]]:
+    """(host, port) of every `host:port` or `http://host:port/...` string with a short host name."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _short_host_urls(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _short_host_urls(item)
+    elif isinstance(value, str):
+        match = SHORT_HOST_URL.fullmatch(value.strip())
+        if match and match.group(1) not in LOCAL_HOSTS:
+            yield match.group(1), int(match.group(2))
+
+
+def _stack_configs(root: Path) -> list[tuple[str, object]]:
+    """(file, parsed YAML) of the component configs the stack mounts: deploy/config/*.yaml and the
+    collector configs under deploy/."""
+    config_dir = root / "deploy" / "config"
+    paths = set(config_dir.glob("*.y*ml")) if config_dir.is_dir() else set()
+    paths.update(
+        path
+        for path in _yaml_files(root / "deploy")
+        if any(fnmatch.fnmatch(path.name, pattern) for pattern in COLLECTOR_CONFIG_NAMES)
+    )
+    return [
+        (_rel(root, path), doc)
+        for path in sorted(paths)
+        if path.name != "kustomization.yaml"
+        for doc in _yaml_documents(path)
+    ]
+
+
+def _compose_mount_sources(service: dict) -> list[str]:
+    sources = []
+    for volume in service.get("volumes") or []:
+        source = volume.split(":")[0] if isinstance(volume, str) else (volume or {}).get("source", "")
+        if isinstance(source, str) and source.startswith((".", "/")):
+            sources.append(source)
+    return sources
+
+
+def _compose_command(service: dict) -> list[str] | None:
+    command = service.get("command")
+    if isinstance(command, str):
+        return command.split()
+    return [str(part) for part in command] if isinstance(command, list) else None
+
+
+def check_stack_wiring(root: Path) -> Problems:
+    """The stack's names and ports agree: config endpoints name a Service and port, compose runs the
+    same services with the same config files, commands and images, and publishes the k3d ports."""
+    if not (root / "deploy").is_dir():
+        return []
+    services = _k8s_services(root)
+    compose = _compose(root)
+    compose_file, compose_services = (compose[0], compose[1]["services"]) if compose else ("", {})
+    problems = []
+    for rel, config in _stack_configs(root):
+        for host, port in _short_host_urls(config):
+            if services and host not in services:
+                problems.append(
+                    f"{rel}: {host}:{port} names no Service {host!r} in deploy/ "
+                    f"(expected one of: {', '.join(sorted(services))})"
+                )
+            elif services and port not in services[host]:
+                exposed = ", ".join(str(p) for p in sorted(services[host]))
+                problems.append(f"{rel}: {host}:{port} uses a port Service {host!r} does not expose ({exposed})")
+            if compose and host not in compose_services:
+                problems.append(f"{rel}: {host}:{port} names no service {host!r} in {compose_file}")
+    config_maps: dict[str, dict] = {
+        _name(doc): doc["data"]
+        for _, doc in _k8s_documents(root)
+        if doc["kind"] == "ConfigMap" and isinstance(doc.get("data"), dict)
+    }
+    workloads = [(rel, doc) for rel, doc in _k8s_documents(root) if doc["kind"] in WORKLOAD_KINDS]
+    for rel, doc in workloads:
+        for container in _containers(doc):
+            for key, value in _container_env(container, config_maps).items():
+                for host, port in _short_host_urls(value):
+                    if services and host in services and port not in services[host]:
+                        problems.append(
+                            f"{rel}: {doc['kind']} '{_name(doc)}' env {key}={value!r}: Service {host!r} exposes "
+                            f"{', '.join(str(p) for p in sorted(services[host]))}, not {port}"
+                        )
+                    elif services and host not in services:
+                        problems.append(f"{rel}: {doc['kind']} '{_name(doc)}' env {key}={value!r} names no Service")
+    if compose:
+        problems += _compose_problems(root, compose_file, compose_services, workloads)
+    return problems
+
+
+def _compose_problems(root: Path, compose_file: str, compose_services: dict, workloads: list) -> Problems:
+    problems = []
+    containers = {
+        str(container.get("name")): container
+        for _, doc in workloads
+        for container in _containers(doc)
+        if _name(doc) == container.get("name")
+    }
+    mounted: set[str] = set()
+    for name, service in compose_services.items():
+        service = service if isinstance(service, dict) else {}
+        env_files = service.get("env_file") or []
+        env_files = [env_files] if isinstance(env_files, str) else env_files
+        env_paths = [item if isinstance(item, str) else item.get("path", "") for item in env_files]
+        for source in _compose_mount_sources(service) + env_paths:
+            path = (root / source).resolve()
+            mounted.add(path.as_posix())
+            if not path.exists() and ".secrets" not in Path(source).parts:
+                problems.append(f"{compose_file}: service '{name}' mounts {source}, which does not exist")
+        environment = service.get("environment") or {}
+        if isinstance(environment, list):
+            environment = dict(item.split("=", 1) for item in environment if "=" in item)
+        for key, value in environment.items():
+            for host, _port in _short_host_urls(str(value)):
+                if host not in compose_services:
+                    problems.append(f"{compose_file}: service '{name}' {key}={value!r} names no compose service")
+            if OTLP_ENDPOINT_KEY.search(key) and (problem := _endpoint_problem(str(value))):
+                problems.append(f"{compose_file}: service '{name}' {key}={value!r} {problem}")
+        container = containers.get(name)
+        if container is None:
+            continue
+        command, args = _compose_command(service), container.get("args")
+        if command is not None and isinstance(args, list) and command != [str(arg) for arg in args]:
+            problems.append(
+                f"{compose_file}: service '{name}' runs {command}, but its k8s container runs {args} "
+                "(expected the same flags and config path)"
+            )
+        image, k8s_image = service.get("image"), container.get("image")
+        if "build" not in service and image and k8s_image and image != k8s_image:
+            problems.append(f"{compose_file}: service '{name}' uses {image}, the k8s Deployment {k8s_image}")
+    generators = _yaml_documents(root / "deploy" / "config" / "kustomization.yaml")
+    for generator in (generators[0].get("configMapGenerator") or []) if generators else []:
+        for entry in (generator.get("files") or []) + (generator.get("envs") or []):
+            source = (root / "deploy" / "config" / str(entry).split("=")[-1]).resolve()
+            if not any(source.as_posix() == m or source.as_posix().startswith(m + "/") for m in mounted):
+                problems.append(
+                    f"deploy/config/kustomization.yaml: {entry} reaches the k8s stack but no {compose_file} service "
+                    "(expected one source of truth: mount it in compose too)"
+                )
+    problems += _published_port_problems(root, compose_file, compose_services)
+    return problems
+
+
+def _published_port_problems(root: Path, compose_file: str, compose_services: dict) -> Problems:
+    """k3d maps localhost:H to a NodePort of a Service; compose publishes H for the same service."""
+    node_ports: dict[int, tuple[str, int]] = {}
+    cluster = None
+    for rel, doc in _k8s_documents(root):
+        if doc["kind"] == "Service":
+            for port in (doc.get("spec") or {}).get("ports") or []:
+                if isinstance(port, dict) and isinstance(port.get("nodePort"), int):
+                    node_ports[port["nodePort"]] = (_name(doc), port.get("port"))
+        elif str(doc.get("apiVersion", "")).startswith("k3d.io/"):
+            cluster = (rel, doc)
+    if cluster is None:
+        return []
+    published = {
+        name: {":".join(str(port).split(":")[-2:]) for port in (service or {}).get("ports") or []}
+        for name, service in compose_services.items()
+    }
+    problems = []
+    for mapping in cluster[1].get("ports") or []:
+        host, _, node = str((mapping or {}).get("port", "")).partition(":")
+        if not (host.isdigit() and node.isdigit()):
+            continue
+        if int(node) not in node_ports:
+            problems.append(f"{cluster[0]}: port {host}:{node} maps to NodePort {node}, which no Service declares")
+            continue
+        service, port = node_ports[int(node)]
+        if f"{host}:{port}" not in published.get(service, set()):
+            problems.append(
+                f"{compose_file}: service '{service}' does not publish {host}:{port} "
+                f"(expected the same localhost port as {cluster[0]})"
+            )
+    return problems
+
+
+# ---- c3. Grafana: every data source a dashboard or a link names is provisioned ----------------
+
+DATASOURCE_LINK_KEYS = ("datasourceUid", "targetUID")
+
+
+def _datasource_uids_in(value: object) -> Iterator[str]:
+    """UIDs a dashboard or data source refers to: {"datasource": {"uid": ...}} and *Uid keys."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "datasource" and isinstance(item, dict) and isinstance(item.get("uid"), str):
+                yield item["uid"]
+            elif key in DATASOURCE_LINK_KEYS and isinstance(item, str):
+                yield item
+            else:
+                yield from _datasource_uids_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _datasource_uids_in(item)
+
+
+def _panels(panels: object) -> Iterator[dict]:
+    for panel in panels if isinstance(panels, list) else []:
+        if isinstance(panel, dict):
+            yield panel
+            yield from _panels(panel.get("panels"))
+
+
+def check_grafana_provisioning(root: Path) -> Problems:
+    """Data source UIDs are unique and every UID named by a dashboard or a link exists; dashboards
+    have a uid, a title, a schemaVersion and unique panel ids."""
+    deploy = root / "deploy"
+    if not deploy.is_dir():
+        return []
+    provisioned: dict[str, str] = {}
+    links: list[tuple[str, str]] = []
+    problems = []
+    for path in _yaml_files(deploy):
+        for doc in _yaml_documents(path):
+            if not (isinstance(doc, dict) and isinstance(doc.get("datasources"), list)):
+                continue
+            rel = _rel(root, path)
+            for source in doc["datasources"]:
+                uid = source.get("uid") if isinstance(source, dict) else None
+                if not isinstance(uid, str):
+                    problems.append(f"{rel}: data source {source.get('name')!r} has no uid (expected a fixed uid)")
+                    continue
+                if uid in provisioned:
+                    problems.append(f"{rel}: data source uid {uid!r} is provisioned twice")
+                provisioned[uid] = rel
+                links += [(f"{rel}: data source {uid!r}", ref) for ref in _datasource_uids_in(source)]
+    if not provisioned:
+        return problems
+    for path in _project_files(deploy):
+        if path.suffix != ".json":
+            continue
+        try:
+            board = json.loads(_read_text(path) or "")
+        except json.JSONDecodeError:
+            continue  # check_files_parse reports it
+        if not isinstance(board, dict) or "panels" not in board:
+            continue
+        rel = _rel(root, path)
+        for key in ("uid", "title", "schemaVersion"):
+            if not board.get(key):
+                problems.append(f"{rel}: dashboard has no {key} (expected Grafana dashboard JSON)")
+        ids = [panel.get("id") for panel in _panels(board["panels"])]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1}, key=str)
+        if None in ids or duplicates:
+            problems.append(f"{rel}: panel ids are missing or repeated {duplicates} (expected unique ids)")
+        links += [(rel, ref) for ref in _datasource_uids_in(board)]
+    for where, uid in links:
+        if uid not in provisioned and not uid.startswith(("-- ", "$")):
+            problems.append(
+                f"{where}: refers to data source uid {uid!r}, which is not provisioned "
+                f"(expected one of: {', '.join(sorted(provisioned))})"
+            )
+    return problems
+
+
 # ---- d. every YAML and JSON file parses --------------------------------------------------------
 
 
@@ -707,6 +1051,9 @@ CHECKS: tuple[Callable[[Path], Problems], ...] = (
     check_web_config,
     check_k8s_manifests,
     check_collector_config,
+    check_collector_pipelines,
+    check_stack_wiring,
+    check_grafana_provisioning,
     check_files_parse,
     check_no_unrendered_jinja,
 )
