@@ -1,0 +1,9 @@
+/**
+ * Next.js calls register() once when the server starts: server-side tracing (lib/server/otel.ts),
+ * configured from the environment at that moment. Browser tracing is lib/otel-web.ts.
+ */
+export async function register(): Promise<void> {
+  if (process.env.NEXT_RUNTIME !== "nodejs") return; // no route of this app runs on the edge
+  const { registerServerTelemetry } = await import("./lib/server/otel");
+  registerServerTelemetry(process.env);
+}

@@ -1,0 +1,101 @@
+/**
+ * Every setting of the Next.js server, read from its environment at run time (route handlers
+ * and instrumentation.ts call these with process.env), never baked in at build time. Each
+ * function takes the environment as an argument, so tests pass a plain object.
+ *
+ *   API_BASE_URL                        where the FastAPI backend listens (default http://localhost:8000)
+ *   OTEL_EXPORTER_OTLP_ENDPOINT         the collector's OTLP/HTTP base URL (default http://localhost:4318)
+ *   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  full traces URL, wins over the one above
+ *   OTEL_EXPORTER_OTLP_HEADERS          `key=value,...` sent to the collector (also ..._TRACES_HEADERS)
+ *   OTEL_SERVICE_NAME                   service.name of the server and the browser
+ *   OTEL_TRACES_SAMPLER_ARG             share of new traces kept, 0 to 1
+ *   OTEL_SDK_DISABLED                   "true": no tracing anywhere, no replay
+ *   DEPLOYMENT_ENVIRONMENT              deployment.environment.name
+ *   HIGHLIGHT_PROJECT_ID, HIGHLIGHT_BACKEND_URL, HIGHLIGHT_OTLP_ENDPOINT, SENTRY_DSN
+ *                                       session replay (lib/observability.ts)
+ */
+import {
+  DEPLOYMENT_ENVIRONMENT,
+  HIGHLIGHT_PROJECT_ID,
+  SERVICE_NAME,
+  SERVICE_NAMESPACE,
+  TRACE_SAMPLE_RATIO,
+} from "../config";
+import { API_PATH, type TelemetryConfig, TRACES_PATH } from "../telemetry-config";
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export const DEFAULT_API_BASE_URL = "http://localhost:8000";
+export const DEFAULT_OTLP_ENDPOINT = "http://localhost:4318";
+
+function setting(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function withoutTrailingSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+/** The backend's base URL, without a trailing slash. */
+export function apiBaseUrl(env: Env): string {
+  return withoutTrailingSlash(setting(env, "API_BASE_URL") ?? DEFAULT_API_BASE_URL);
+}
+
+/** The collector's OTLP/HTTP traces URL, per the OpenTelemetry exporter spec. */
+export function otlpTracesUrl(env: Env): string {
+  const signal = setting(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  if (signal) return signal;
+  return `${withoutTrailingSlash(setting(env, "OTEL_EXPORTER_OTLP_ENDPOINT") ?? DEFAULT_OTLP_ENDPOINT)}/v1/traces`;
+}
+
+/** OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_TRACES_HEADERS: `key=value,key2=value2`, URL-encoded. */
+export function otlpHeaders(env: Env): Record<string, string> {
+  const raw = env.OTEL_EXPORTER_OTLP_TRACES_HEADERS ?? env.OTEL_EXPORTER_OTLP_HEADERS ?? "";
+  const headers: Record<string, string> = {};
+  for (const pair of raw.split(",")) {
+    const at = pair.indexOf("=");
+    if (at <= 0) continue;
+    headers[decodeURIComponent(pair.slice(0, at).trim())] = decodeURIComponent(pair.slice(at + 1).trim());
+  }
+  return headers;
+}
+
+export function serviceName(env: Env): string {
+  return setting(env, "OTEL_SERVICE_NAME") ?? SERVICE_NAME;
+}
+
+export function deploymentEnvironment(env: Env): string {
+  return setting(env, "DEPLOYMENT_ENVIRONMENT") ?? DEPLOYMENT_ENVIRONMENT;
+}
+
+/** OTEL_TRACES_SAMPLER_ARG (or the rendered default) as a number in [0, 1]; unreadable: 1. */
+export function sampleRatio(env: Env): number {
+  const ratio = Number(setting(env, "OTEL_TRACES_SAMPLER_ARG") ?? TRACE_SAMPLE_RATIO);
+  return Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 1;
+}
+
+export function telemetryEnabled(env: Env): boolean {
+  return setting(env, "OTEL_SDK_DISABLED")?.toLowerCase() !== "true";
+}
+
+/** What GET /otel/config tells the browser. Holds no secret: the page is public. */
+export function telemetryConfig(env: Env): TelemetryConfig {
+  return {
+    enabled: telemetryEnabled(env),
+    serviceName: serviceName(env),
+    serviceNamespace: SERVICE_NAMESPACE,
+    environment: deploymentEnvironment(env),
+    sampleRatio: sampleRatio(env),
+    tracesPath: TRACES_PATH,
+    apiPath: API_PATH,
+    replay: {
+      highlight: {
+        projectId: setting(env, "HIGHLIGHT_PROJECT_ID") ?? HIGHLIGHT_PROJECT_ID,
+        backendUrl: setting(env, "HIGHLIGHT_BACKEND_URL") ?? "",
+        otlpEndpoint: setting(env, "HIGHLIGHT_OTLP_ENDPOINT") ?? "",
+      },
+      sentry: { dsn: setting(env, "SENTRY_DSN") ?? "" },
+    },
+  };
+}

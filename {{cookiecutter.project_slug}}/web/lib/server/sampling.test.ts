@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
+import { AlwaysOnSampler, SamplingDecision } from "@opentelemetry/sdk-trace-base";
+import { isUntracedTarget, RouteFilterSampler, serverSampler } from "./sampling";
+
+const TRACE_ID = "0af7651916cd43dd8448eb211c80319c";
+
+test("the browser telemetry's routes and static files are never traced", () => {
+  for (const target of ["/otel/v1/traces", "/otel/config?x=1", "/_next/static/chunks/a.js", "/favicon.ico"]) {
+    assert.ok(isUntracedTarget(target), target);
+  }
+  for (const target of ["/", "/api/chat", "/otelx", "/?next=/otel/"]) assert.ok(!isUntracedTarget(target), target);
+});
+
+test("a request for /otel/v1/traces gets no span, and so nothing under it does either", () => {
+  const sampler = new RouteFilterSampler(new AlwaysOnSampler());
+  const decide = (kind: SpanKind, target: string) =>
+    sampler.shouldSample(ROOT_CONTEXT, TRACE_ID, "POST", kind, { "http.target": target }, []).decision;
+  assert.equal(decide(SpanKind.SERVER, "/otel/v1/traces"), SamplingDecision.NOT_RECORD);
+  assert.equal(decide(SpanKind.SERVER, "/api/chat"), SamplingDecision.RECORD_AND_SAMPLED);
+  assert.equal(decide(SpanKind.CLIENT, "/otel/v1/traces"), SamplingDecision.RECORD_AND_SAMPLED);
+});
+
+test("the server sampler keeps everything at ratio 1 and nothing new at ratio 0", () => {
+  const decide = (ratio: number) =>
+    serverSampler(ratio).shouldSample(ROOT_CONTEXT, TRACE_ID, "GET", SpanKind.SERVER, { "http.target": "/" }, []).decision;
+  assert.equal(decide(1), SamplingDecision.RECORD_AND_SAMPLED);
+  assert.equal(decide(0), SamplingDecision.NOT_RECORD);
+});

@@ -1,0 +1,25 @@
+import type { ReplayConfig } from "./replay/types";
+
+/** Same-origin path the browser exports OTLP/JSON to; app/otel/v1/traces forwards it to the collector. */
+export const TRACES_PATH = "/otel/v1/traces";
+/** Same-origin path that serves the browser its TelemetryConfig (app/otel/config). */
+export const CONFIG_PATH = "/otel/config";
+/** The API, proxied same-origin by app/api/[...path]: the only requests that get trace headers. */
+export const API_PATH = "/api/";
+
+/**
+ * What the browser needs to start telemetry. The server builds it from its environment at
+ * request time (lib/server/env.ts), so a built app moves between environments unchanged.
+ */
+export interface TelemetryConfig {
+  /** false when OTEL_SDK_DISABLED=true: no tracing, no replay, no correlation headers. */
+  enabled: boolean;
+  serviceName: string;
+  serviceNamespace: string;
+  environment: string;
+  /** Share of new traces the browser keeps, 0 to 1. */
+  sampleRatio: number;
+  tracesPath: string;
+  apiPath: string;
+  replay: ReplayConfig;
+}
