@@ -79,7 +79,14 @@ def builtin_replay(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def replay_client(settings, telemetry_capture) -> TestClient:
     application = create_app(
-        replace(settings, replay_viewer_token="op-token", replay_max_session_bytes=4096, replay_chunks_per_minute=50),
+        replace(
+            settings,
+            replay_viewer_token="op-token",
+            replay_max_session_bytes=4096,
+            replay_chunks_per_minute=50,
+            # The app purges on start-up too; a year keeps it off the chunks these tests plant.
+            replay_retention_hours=24 * 365,
+        ),
         telemetry_options=telemetry_capture.options(),
     )
     with TestClient(application) as client:
@@ -142,3 +149,15 @@ def test_retention_purges_old_chunks(replay_client: TestClient) -> None:
     run(store.add, Chunk(SESSION, 1, EVENTS, []), now)
     assert run(store.purge_before, now - timedelta(days=7)) == 1
     assert run(store.get, SESSION).chunks == 1
+
+
+def test_uploads_through_the_web_proxy_count_as_same_origin(replay_client: TestClient) -> None:
+    """The web app's proxy names the browser's host in X-Forwarded-Host; that origin is accepted."""
+    headers = {
+        "origin": "https://chat.example.com",
+        "x-forwarded-host": "chat.example.com",
+        "x-forwarded-proto": "https",
+    }
+    assert replay_client.post(f"/api/replay/{SESSION}", content=body(seq=9), headers=headers).status_code == 201
+    headers["origin"] = "https://evil.example"
+    assert replay_client.post(f"/api/replay/{SESSION}", content=body(seq=10), headers=headers).status_code == 403

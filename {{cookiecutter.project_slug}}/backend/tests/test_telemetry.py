@@ -162,3 +162,14 @@ def test_sdk_disabled_wires_nothing(client_for: Callable[..., TestClient], telem
     client = client_for(sdk_disabled=True)
     assert chat(client)["trace_id"] == TRACE_ID or True  # the id is echoed only when tracing is on
     assert telemetry_capture.span_exporter.get_finished_spans() == ()
+
+
+def test_every_response_names_its_trace(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """`traceresponse` carries the server span's ids, on errors too (a failed request is a trace away)."""
+    failed = client.post(
+        "/api/chat", json={"conversation_id": "tr", "message": "[stub:500]"}, headers={"traceparent": TRACEPARENT}
+    )
+    assert failed.status_code == 502
+    version, trace_id, span_id, flags = failed.headers["traceresponse"].split("-")
+    server = telemetry_capture.span(kind=SpanKind.SERVER)
+    assert (trace_id, span_id, flags) == (TRACE_ID, format(server.context.span_id, "016x"), "01")

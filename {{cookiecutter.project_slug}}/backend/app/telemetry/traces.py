@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from fastapi import FastAPI
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -15,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import replay
 from .config import EXCLUDED_URLS, TelemetrySettings
@@ -51,6 +53,31 @@ def instrument_fastapi(app: FastAPI, tracer_provider: TracerProvider, meter_prov
         server_request_hook=replay.server_request_hook,
         http_capture_headers_sanitize_fields=header_sanitize_fields(),
     )
+    # Inside the instrumentation's middleware, so the request's server span is current.
+    app.add_middleware(TraceResponseMiddleware)
+
+
+class TraceResponseMiddleware:
+    """Adds `traceresponse: 00-<trace id>-<span id>-<flags>` (W3C Trace Context Level 2) to every
+    response, errors included, so a client can always name the trace to open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                context = trace.get_current_span().get_span_context()
+                if context.is_valid:
+                    value = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+                    message = {**message, "headers": [*message.get("headers", ()), (b"traceresponse", value.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace)
 
 
 def instrument_httpx(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
