@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.processes import clean_env, run_backend, run_stub_llm
+from tests.support.processes import clean_env, run_backend, run_stub_llm, sigterm_under_load
 
 pytestmark = pytest.mark.boot
 
@@ -27,37 +24,12 @@ def test_sigterm_under_load_loses_no_finished_request_span(
     default_project: Path, backend_python: Path, tmp_path: Path
 ) -> None:
     """SIGTERM while four clients hammer the API: every request that got its answer has its span."""
-    finished: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
     with OtlpReceiver() as otlp:
         env = clean_env(
             OTEL_EXPORTER_OTLP_ENDPOINT=otlp.endpoint, DATABASE_URL=f"sqlite:///{tmp_path / 'sd.db'}"
         )
         with run_backend(backend_python, default_project, env, tmp_path / "sd.log") as backend:
-
-            def hammer(n: int) -> None:
-                with httpx.Client(base_url=backend.url, timeout=10) as client:
-                    for i in range(100_000):
-                        if stop.is_set():
-                            return
-                        path = f"/api/conversations/sd-{n}-{i}"
-                        try:
-                            if client.get(path).status_code == 404:
-                                with lock:
-                                    finished.append(path)
-                        except httpx.HTTPError:
-                            return
-
-            threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
-            for thread in threads:
-                thread.start()
-            time.sleep(2.0)
-            backend.process.send_signal(signal.SIGTERM)
-            backend.process.wait(30)
-            stop.set()
-            for thread in threads:
-                thread.join()
+            finished, _ = sigterm_under_load(backend, seconds=2.0)
         exported = {s.attributes.get("url.path") for s in otlp.spans() if s.kind == "SERVER"}
     assert len(finished) > 50, "the load really ran"
     lost = [path for path in finished if path not in exported]

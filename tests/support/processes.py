@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import venv
@@ -150,3 +151,37 @@ def run_stub_llm(python: Path, project: Path) -> Iterator[StubLLM]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def sigterm_under_load(backend: Backend, seconds: float, concurrency: int = 4) -> tuple[list[str], float]:
+    """Clients GET distinct paths until SIGTERM lands mid-load; returns the paths that got their
+    answer (404: no such conversation) and how long the server took to stop."""
+    finished: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def hammer(n: int) -> None:
+        with httpx.Client(base_url=backend.url, timeout=10) as client:
+            i = 0
+            while not stop.is_set():
+                path = f"/api/conversations/sd-{n}-{i}"
+                try:
+                    if client.get(path).status_code == 404:
+                        with lock:
+                            finished.append(path)
+                except httpx.HTTPError:
+                    return
+                i += 1
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    backend.process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    backend.process.wait(30)
+    stopped_in = time.monotonic() - started
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return finished, stopped_in
