@@ -34,6 +34,10 @@ SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error"
 # Libraries that log every request at INFO; their spans already say it.
 QUIET_LOGGERS = ("httpx", "httpcore")
 
+# One line per request that the server span already carries (method, route, status, duration):
+# kept on stdout, not shipped. Measured: shipping it cost ~0.3 ms CPU per request (bench/).
+STDOUT_ONLY_LOGGERS = ("uvicorn.access", "gunicorn.access")
+
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -87,10 +91,10 @@ class TextFormatter(logging.Formatter):
 
 
 class ShipFilter(logging.Filter):
-    """Keeps telemetry's own records off the handlers that ship logs over the network."""
+    """Keeps telemetry's own records, and access lines, off the handlers that ship logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith(INTERNAL_LOGGERS)
+        return not record.name.startswith(INTERNAL_LOGGERS) and record.name not in STDOUT_ONLY_LOGGERS
 
 
 class ThrottleInternalFilter(logging.Filter):
