@@ -39,19 +39,114 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join([head, rule, *body])
 
 
+def targets(
+    overhead_rows: list[dict], fault_rows: list[dict], logging: dict, shutdown_rows: list[dict]
+) -> list[dict]:
+    """The issue's targets against what was measured: met, or missed by how much."""
+
+    def row(route: str, variant: str, sampling: str) -> dict:
+        return next(
+            r
+            for r in overhead_rows
+            if (r["route"], r["variant"][0], r["sampling"]) == (route, variant, sampling)
+        )
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    out = []
+    for route in ("chat", "bare"):
+        a, b, c = row(route, "a", "1.0"), row(route, "b", "1.0"), row(route, "c", "1.0")
+        kept, added, beats = b["rps"] / a["rps"], b["cpu_ms"] - a["cpu_ms"], b["rps"] / c["rps"]
+        a10, b10 = row(route, "a", "0.1"), row(route, "b", "0.1")
+        out += [
+            {
+                "target": f"{route}: (b) keeps >= 75 % of (a)'s throughput at 100 % sampling",
+                "measured": f"{kept:.0%}",
+                "verdict": verdict(kept >= 0.75),
+            },
+            {
+                "target": f"{route}: (b) adds <= 1.5 ms CPU per request",
+                "measured": f"{added:+.2f} ms",
+                "verdict": verdict(added <= 1.5),
+            },
+            {
+                "target": f"{route}: (b) beats (c) by >= 1.3x",
+                "measured": f"{beats:.2f}x",
+                "verdict": verdict(beats >= 1.3),
+            },
+            {
+                "target": f"{route}: (b) keeps >= 90 % at sampling 0.1",
+                "measured": f"{b10['rps'] / a10['rps']:.0%}",
+                "verdict": verdict(b10["rps"] / a10["rps"] >= 0.9),
+            },
+        ]
+    failed = sum(r["failed"] for r in fault_rows)
+    out.append(
+        {
+            "target": "collector trouble: zero failed requests",
+            "measured": str(failed),
+            "verdict": verdict(failed == 0),
+        }
+    )
+    worst = max(
+        (
+            r["p99_ms"]
+            / next(d for d in fault_rows if d["fault"] == r["fault"] and d["variant"] == "disabled")[
+                "p99_ms"
+            ],
+            r["fault"],
+        )
+        for r in fault_rows
+        if r["variant"] == "fault"
+    )
+    out.append(
+        {
+            "target": "collector trouble: p99 within noise of (a)",
+            "measured": f"worst {worst[0]:.2f}x ({worst[1]})",
+            "verdict": verdict(worst[0] <= 1.5),
+        }
+    )
+    out.append(
+        {
+            "target": "logging: scaffold chain <= 2x plain JSON per call",
+            "measured": f"{logging['ratio']:.2f}x",
+            "verdict": verdict(logging["ratio"] <= 2),
+        }
+    )
+    out.append(
+        {
+            "target": "logging: >= 5k records/s delivered to Loki, bounded memory",
+            "measured": f"{logging['delivered_per_s']:.0f}/s, dropped {logging['dropped']}",
+            "verdict": verdict(logging["delivered_per_s"] >= 5000),
+        }
+    )
+    lost = sum(r["lost"] for r in shutdown_rows)
+    out.append(
+        {
+            "target": "SIGTERM under load: no finished request's span lost",
+            "measured": str(lost),
+            "verdict": verdict(lost == 0),
+        }
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
     args = parser.parse_args()
-    rounds, requests = (2, 200) if args.quick else (5, 600)
+    rounds, requests = (2, 200) if args.quick else (5, 400)
 
     workdir = Path(tempfile.mkdtemp(prefix="sage-bench-"))
     sections = []
     rows, project = startup.run(workdir / "startup", renders=3 if args.quick else 5)
     startup_rows = rows
 
-    rows = overhead.run(project, rounds, requests, "1.0") + overhead.run(project, rounds, requests, "0.1")
+    rows = overhead_rows = overhead.run(project, rounds, requests, "1.0") + overhead.run(
+        project, rounds, requests, "0.1"
+    )
     columns = [
         ("route", "route", ""),
         ("variant", "variant", ""),
@@ -64,7 +159,9 @@ def main() -> None:
     ]
     sections.append(("1. Request overhead", table(rows, columns)))
 
-    rows = faults.run(project, chunks=2 if args.quick else 5, requests=200 if args.quick else 1000)
+    rows = fault_rows = faults.run(
+        project, chunks=2 if args.quick else 5, requests=200 if args.quick else 1000
+    )
     columns = [
         ("fault", "collector", ""),
         ("variant", "variant", ""),
@@ -109,7 +206,7 @@ def main() -> None:
     ]
     sections.append(("3. Logging", table([logging_result], columns)))
 
-    rows = shutdown.run(project)
+    rows = shutdown_rows = shutdown.run(project)
     columns = [
         ("finished", "finished requests", "d"),
         ("exported", "their spans exported", "d"),
@@ -125,6 +222,17 @@ def main() -> None:
         ("first_span_s", "... + first span received (s)", ".2f"),
     ]
     sections.append(("5. Render time and time to first trace", table(startup_rows, columns)))
+
+    sections.insert(
+        0,
+        (
+            "Targets",
+            table(
+                targets(overhead_rows, fault_rows, logging_result, shutdown_rows),
+                [("target", "target", ""), ("measured", "measured", ""), ("verdict", "verdict", "")],
+            ),
+        ),
+    )
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     header = (
