@@ -160,7 +160,7 @@ def main() -> None:
     sections.append(("1. Request overhead", table(rows, columns)))
 
     rows = fault_rows = faults.run(
-        project, chunks=2 if args.quick else 5, requests=200 if args.quick else 1000
+        project, chunks=2 if args.quick else 4, requests=200 if args.quick else 800
     )
     columns = [
         ("fault", "collector", ""),
