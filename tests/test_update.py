@@ -285,7 +285,7 @@ def test_replay_file_holds_the_answers_and_no_output_paths(tmp_path: Path) -> No
     questions = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
     assert set(replay) == {key for key in questions if not key.startswith("_")} | {"_template"}
     assert replay["project_slug"] == SLUG and replay["author_name"] == "Zoë"
-    assert replay["include_k8s"] is False and replay["session_replay"] == "none"
+    assert replay["include_k8s"] is False and replay["session_replay"] == "builtin"
     assert str(tmp_path) not in (project / ".cookiecutter.json").read_text()
 
 

@@ -6,7 +6,8 @@ for the collector behind the app's /otel/v1/traces), the stub LLM, the backend u
 the built app with `npm start -- -p PORT`. Chromium types a message and clicks send; after the
 reply it waits out the fetch span (it ends ~300 ms after the body) and leaves the page, which
 flushes the browser's spans. The assertions read what the receiver decoded and what the stub LLM
-and the browser's network log saw. Highlight and Sentry point at an unused loopback port.
+and the browser's network log saw. Highlight and Sentry point at an unused loopback port; builtin
+records the page meanwhile (tests/test_replay_e2e.py checks the replay itself).
 """
 
 from __future__ import annotations
@@ -19,16 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CACHE_DIR, render
-from tests.support.browser import (
-    chromium,
-    ensure_web_build,
-    first_load_scripts,
-    gzip_size,
-    link_node_modules,
-    run_web,
-)
+from tests.support.browser import chromium, ensure_web_build, first_load_scripts, gzip_size, link_node_modules
 from tests.support.otlp_receiver import OtlpReceiver, Span
-from tests.support.processes import clean_env, free_port, run_backend, run_stub_llm
+from tests.support.processes import clean_env, free_port
+from tests.support.web_stack import web_stack
 
 pytestmark = pytest.mark.boot
 
@@ -40,7 +35,12 @@ HIGHLIGHT_PROJECT = "e2eproject"
 TELEMETRY_BUDGET_GZIP = 60_000
 # Text that only the telemetry code holds: none of it may be in the page's first-load scripts.
 TELEMETRY_MARKERS = ("traceparent", "otel.session.id", "x-session-id", "/otel/config", "highlight", "sentry")
-SESSION_HEADERS = {"none": "x-session-id", "highlight": "x-highlight-request", "sentry": "baggage"}
+SESSION_HEADERS = {
+    "none": "x-session-id",
+    "highlight": "x-highlight-request",
+    "sentry": "baggage",
+    "builtin": "x-session-id",
+}
 # What the page's global OpenTelemetry API holds (a second SDK registering first would show here).
 OTEL_GLOBALS = """() => {
   const api = globalThis[Symbol.for("opentelemetry.js.api.1")];
@@ -171,7 +171,7 @@ def _vendor_env(vendor: str) -> dict[str, str]:
     return {}
 
 
-@pytest.fixture(scope="module", params=["none", "highlight", "sentry"])
+@pytest.fixture(scope="module", params=["none", "highlight", "sentry", "builtin"])
 def run(
     request: pytest.FixtureRequest, backend_python: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> BrowserRun:
@@ -185,56 +185,46 @@ def run(
     app = ensure_web_build(project / "web", CACHE_DIR)
     seen: list[SeenRequest] = []
     page_errors: list[str] = []
-    with OtlpReceiver() as rx, run_stub_llm(backend_python, project) as llm:
-        backend_env = clean_env(
-            OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
-            CEREBE_BASE_URL=llm.url,
-            CEREBE_API_KEY="web-e2e-key",
-            DATABASE_URL=f"sqlite:///{workdir / 'e2e.db'}",
-        )
-        with run_backend(backend_python, project, backend_env, workdir / "backend.log") as backend:
-            web_env = clean_env(
-                API_BASE_URL=backend.url,
-                OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
-                OTEL_BSP_SCHEDULE_DELAY="500",  # the server's spans leave within 0.5 s, not 5 s
-                NEXT_TELEMETRY_DISABLED="1",
-                **_vendor_env(vendor),
-            )
-            with run_web(app, web_env, workdir / "web.log") as web, chromium() as browser:
-                page = browser.new_page()
-                page.on("request", lambda r: seen.append(SeenRequest(r.method, r.url, dict(r.headers))))
-                page.on("pageerror", lambda error: page_errors.append(str(error)))
-                page.goto(web.url)
-                page.wait_for_selector("html[data-telemetry]", timeout=20_000)
-                assert page.get_attribute("html", "data-telemetry") == "ready", web.output()
-                page.fill("[data-testid=chat-input]", MESSAGE)
-                page.click("[data-testid=chat-send]")
-                page.wait_for_selector("[data-testid=chat-reply]", timeout=20_000)
-                reply = page.text_content("[data-testid=chat-reply]") or ""
-                shown = page.text_content("[data-testid=trace-id]") or ""
-                stored = page.evaluate("() => sessionStorage.getItem('otel.session.id')")
-                otel_globals = page.evaluate(OTEL_GLOBALS)
-                page.wait_for_timeout(800)  # the fetch span ends ~300 ms after the response body
-                page.goto("about:blank")  # pagehide: the ended spans leave in a keepalive request
-                rx.wait_for(lambda r: _complete(r, web.url, backend.url), timeout=20)
-                web_url = web.url
-        return BrowserRun(
-            vendor=vendor,
-            project=project,
-            app=app,
-            web_url=web_url,
-            backend_url=backend.url,
-            reply=reply,
-            shown_trace_id=shown.strip(),
-            stored_session=stored,
-            spans=rx.spans(),
-            llm_requests=llm.requests(),
-            requests=seen,
-            page_errors=page_errors,
-            otel_globals=otel_globals,
-            receiver_errors=rx.errors,
-            content_types=rx.content_types,
-        )
+    with (
+        web_stack(project, app, backend_python, workdir, web_env=_vendor_env(vendor)) as stack,
+        chromium() as browser,
+    ):
+        rx, llm, web = stack.rx, stack.llm, stack.web
+        page = browser.new_page()
+        page.on("request", lambda r: seen.append(SeenRequest(r.method, r.url, dict(r.headers))))
+        page.on("pageerror", lambda error: page_errors.append(str(error)))
+        page.goto(web.url)
+        page.wait_for_selector("html[data-telemetry]", timeout=20_000)
+        assert page.get_attribute("html", "data-telemetry") == "ready", web.output()
+        page.fill("[data-testid=chat-input]", MESSAGE)
+        page.click("[data-testid=chat-send]")
+        page.wait_for_selector("[data-testid=chat-reply]", timeout=20_000)
+        reply = page.text_content("[data-testid=chat-reply]") or ""
+        shown = page.text_content("[data-testid=trace-id]") or ""
+        stored = page.evaluate("() => sessionStorage.getItem('otel.session.id')")
+        otel_globals = page.evaluate(OTEL_GLOBALS)
+        page.wait_for_timeout(800)  # the fetch span ends ~300 ms after the response body
+        page.goto("about:blank")  # pagehide: the ended spans leave in a keepalive request
+        rx.wait_for(lambda r: _complete(r, web.url, stack.backend.url), timeout=20)
+        llm_requests = llm.requests()
+    # Read after the servers stopped: what they flushed on SIGTERM arrived too.
+    return BrowserRun(
+        vendor=vendor,
+        project=project,
+        app=app,
+        web_url=web.url,
+        backend_url=stack.backend.url,
+        reply=reply,
+        shown_trace_id=shown.strip(),
+        stored_session=stored,
+        spans=rx.spans(),
+        llm_requests=llm_requests,
+        requests=seen,
+        page_errors=page_errors,
+        otel_globals=otel_globals,
+        receiver_errors=rx.errors,
+        content_types=rx.content_types,
+    )
 
 
 def test_the_page_shows_the_reply_and_its_trace_id(run: BrowserRun) -> None:
@@ -287,7 +277,7 @@ def test_the_backend_span_names_the_browser_session(run: BrowserRun) -> None:
     assert run.backend_server().attributes.get("session.id") == session
     (chat_request,) = [r for r in run.requests if r.url == f"{run.web_url}/api/chat"]
     assert session in chat_request.headers[SESSION_HEADERS[run.vendor]]
-    if run.vendor == "none":
+    if run.vendor in ("none", "builtin"):
         assert run.stored_session == session
     if run.vendor == "highlight":
         assert run.browser_fetch().attributes["highlight.session_id"] == session

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -161,3 +162,18 @@ def test_uploads_through_the_web_proxy_count_as_same_origin(replay_client: TestC
     assert replay_client.post(f"/api/replay/{SESSION}", content=body(seq=9), headers=headers).status_code == 201
     headers["origin"] = "https://evil.example"
     assert replay_client.post(f"/api/replay/{SESSION}", content=body(seq=10), headers=headers).status_code == 403
+
+
+def test_replay_traffic_makes_no_spans(replay_client: TestClient, telemetry_capture) -> None:
+    """Uploads (every few seconds per tab) and reads make no span, server or database; other routes do."""
+    telemetry_capture.attach(replay_client.app)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not [s for s in telemetry_capture.spans() if s.name.startswith("DELETE")]:
+        time.sleep(0.05)  # the start-up's retention purge, a job of its own, has run
+    telemetry_capture.span_exporter.clear()
+    assert replay_client.post(f"/api/replay/{SESSION}", content=body(seq=0)).status_code == 201
+    assert replay_client.get(f"/api/replay/{SESSION}", headers={"authorization": "Bearer op-token"}).status_code == 200
+    # The pool opening a database connection is the engine's business, whichever request made it.
+    assert [span.name for span in telemetry_capture.spans() if span.name != "connect"] == []
+    assert replay_client.get("/api/not-a-route").status_code == 404
+    assert [span.name for span in telemetry_capture.spans()] == ["GET"]

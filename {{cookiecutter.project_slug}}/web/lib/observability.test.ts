@@ -13,6 +13,7 @@ const VENDORS: ReplayVendorName[] = ["none", "highlight", "sentry", "builtin"];
 const UNCONFIGURED: ReplayConfig = {
   highlight: { projectId: "", backendUrl: "", otlpEndpoint: "" },
   sentry: { dsn: "" },
+  builtin: { sampleRate: 1, maxSessionBytes: 20 * 1024 * 1024 },
 };
 const CONTEXT: ReplayContext = {
   serviceName: "web",
@@ -47,6 +48,7 @@ describe("the replay-provider switch", () => {
 
   test("each vendor's own URLs are known, so they are never traced", async () => {
     const configured: ReplayConfig = {
+      ...UNCONFIGURED,
       highlight: { projectId: "p1", backendUrl: "http://127.0.0.1:9/pub", otlpEndpoint: "http://127.0.0.1:9/otel" },
       sentry: { dsn: "https://key@o1.ingest.example.io/42" },
     };

@@ -11,8 +11,9 @@
  *   "highlight"  highlight.run; HIGHLIGHT_PROJECT_ID, HIGHLIGHT_BACKEND_URL, HIGHLIGHT_OTLP_ENDPOINT;
  *                sends `x-highlight-request: <session>/<request>`
  *   "sentry"     @sentry/browser Session Replay; SENTRY_DSN; sends `baggage: sentry-replay_id=<id>`
- *   "builtin"    the backend's own replay store (backend/app/api/replay.py); the per-tab session
- *                id and `x-session-id` as with "none", and no browser recorder yet
+ *   "builtin"    rrweb, recorded here and stored by the backend (backend/app/api/replay.py),
+ *                played by the viewer at /replay/<session id>; REPLAY_SAMPLE_RATE,
+ *                REPLAY_MAX_SESSION_BYTES; the per-tab session id, sent as `x-session-id`
  *
  * A vendor that is not configured (no project id or DSN) falls back to "none", so traces still
  * carry a session id. To drop a vendor's package from package.json, delete its case below and its
@@ -31,9 +32,8 @@ export async function loadReplayVendor(name: ReplayVendorName = REPLAY_VENDOR): 
     case "none":
       return (await import("./replay/none")).none;
     case "builtin":
-      // The built-in replay's rrweb recorder belongs here; until then, the tab's session id.
-      return (await import("./replay/none")).builtin;
+      return (await import("./replay/builtin")).builtin;
     default:
-      throw new Error(`unknown session replay vendor ${JSON.stringify(name)} (none, highlight or sentry)`);
+      throw new Error(`unknown session replay vendor ${JSON.stringify(name)} (none, highlight, sentry or builtin)`);
   }
 }

@@ -5,7 +5,9 @@ POST /api/replay/{session_id}   ingest one chunk (JSON, optionally gzip): size, 
 GET  /api/replay/{session_id}   events and trace ids of a session, for the viewer; needs
                                 `Authorization: Bearer $REPLAY_VIEWER_TOKEN`. No token configured:
                                 404, there is no viewer.
-Mounted only when telemetry/replay.py says PROVIDER = "builtin".
+Mounted only when telemetry/replay.py says PROVIDER = "builtin". Neither route is traced (no server
+span: telemetry/config.py EXCLUDED_URLS; no database spans: suppressed below): a browser tab
+uploads every few seconds, and replay traffic is not what a trace should be about.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from ..replay_store import Chunk, ReplayStore
 from ..settings import Settings
@@ -135,9 +138,10 @@ async def ingest(session_id: str, request: Request) -> JSONResponse:
         raise HTTPException(exc.status, str(exc)) from None
     if not request.app.state.replay_limiter.allow(session_id):
         raise HTTPException(429, "too many chunks for this session; retry later", headers={"Retry-After": "60"})
-    if await store.session_bytes(session_id) + len(body) > settings.replay_max_session_bytes:
-        raise HTTPException(413, f"session is over {settings.replay_max_session_bytes} bytes; recording stops here")
-    stored = await store.add(chunk, datetime.now(UTC))
+    with suppress_instrumentation():
+        if await store.session_bytes(session_id) + len(body) > settings.replay_max_session_bytes:
+            raise HTTPException(413, f"session is over {settings.replay_max_session_bytes} bytes; recording stops here")
+        stored = await store.add(chunk, datetime.now(UTC))
     return JSONResponse({"stored": stored, "duplicate": not stored}, status_code=201 if stored else 200)
 
 
@@ -146,7 +150,8 @@ async def read(session_id: str, request: Request) -> dict:
     _authorize(request)
     if not SESSION_ID.match(session_id):
         raise HTTPException(404, "no such session")
-    stored = await request.app.state.replay_store.get(session_id)
+    with suppress_instrumentation():
+        stored = await request.app.state.replay_store.get(session_id)
     if stored is None:
         raise HTTPException(404, "no such session")
     return {

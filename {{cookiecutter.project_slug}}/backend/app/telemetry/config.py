@@ -19,8 +19,9 @@ DEPLOYMENT_ENVIRONMENT = "{{ cookiecutter.deployment_environment }}"
 OTLP_ENDPOINT = "http://localhost:4318"
 TRACE_SAMPLE_RATIO = float("{{ cookiecutter.trace_sample_ratio }}")
 
-# Routes that would only add noise (probes, scrapes): no spans, no duration metric.
-EXCLUDED_URLS = ("/healthz", "/metrics")
+# Routes that would only add noise (probes, scrapes, the built-in replay's uploads and reads, which
+# would otherwise make a trace every few seconds per browser tab): no spans, no duration metric.
+EXCLUDED_URLS = ("/healthz", "/metrics", "/api/replay/")
 
 
 def _flag(value: str | None, default: bool = False) -> bool:

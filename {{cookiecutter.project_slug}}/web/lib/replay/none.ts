@@ -45,13 +45,3 @@ export const none: ReplayVendor = {
   ownUrls: () => [],
   start: () => tabSession(),
 };
-
-/**
- * The built-in replay (backend/app/api/replay.py), as far as the browser goes without a recorder:
- * the tab's session id, sent as `x-session-id`, under which the backend files the session's traces.
- */
-export const builtin: ReplayVendor = {
-  name: "builtin",
-  ownUrls: () => [],
-  start: () => tabSession(tabSessionId(), "builtin"),
-};

@@ -8,6 +8,8 @@ export interface ReplayConfig {
   highlight: { projectId: string; backendUrl: string; otlpEndpoint: string };
   /** SENTRY_DSN. */
   sentry: { dsn: string };
+  /** REPLAY_SAMPLE_RATE (share of sessions recorded, 0 to 1), REPLAY_MAX_SESSION_BYTES (as sent). */
+  builtin: { sampleRate: number; maxSessionBytes: number };
 }
 
 /** What a vendor learns about the app when it starts. */

@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SERVICE_NAME } from "../config";
-import { apiBaseUrl, otlpHeaders, otlpTracesUrl, sampleRatio, telemetryConfig, telemetryEnabled } from "./env";
+import {
+  apiBaseUrl,
+  grafanaUrl,
+  otlpHeaders,
+  otlpTracesUrl,
+  replayMaxSessionBytes,
+  replaySampleRate,
+  sampleRatio,
+  telemetryConfig,
+  telemetryEnabled,
+} from "./env";
 
 test("API_BASE_URL is read as given, without a trailing slash; localhost:8000 by default", () => {
   assert.equal(apiBaseUrl({}), "http://localhost:8000");
@@ -59,4 +69,19 @@ test("the browser's config comes from the environment at call time and holds no 
   const served = JSON.stringify(config);
   for (const secret of ["secret", "api.internal", "collector.internal"]) assert.ok(!served.includes(secret), secret);
   assert.equal(telemetryConfig({}).serviceName, SERVICE_NAME);
+});
+
+test("the built-in replay's settings: sample rate clamped to [0, 1], byte budget a positive integer", () => {
+  assert.deepEqual(telemetryConfig({}).replay.builtin, { sampleRate: 1, maxSessionBytes: 20 * 1024 * 1024 });
+  assert.equal(replaySampleRate({ REPLAY_SAMPLE_RATE: "0.1" }), 0.1);
+  assert.equal(replaySampleRate({ REPLAY_SAMPLE_RATE: "3" }), 1);
+  assert.equal(replaySampleRate({ REPLAY_SAMPLE_RATE: "some" }), 1);
+  assert.equal(replaySampleRate({ REPLAY_SAMPLE_RATE: "0" }), 0);
+  assert.equal(replayMaxSessionBytes({ REPLAY_MAX_SESSION_BYTES: "1048576" }), 1048576);
+  assert.equal(replayMaxSessionBytes({ REPLAY_MAX_SESSION_BYTES: "-5" }), 20 * 1024 * 1024);
+});
+
+test("GRAFANA_URL is the local stack's Grafana (port 3001) unless set", () => {
+  assert.equal(grafanaUrl({}), "http://localhost:3001");
+  assert.equal(grafanaUrl({ GRAFANA_URL: "https://grafana.example.com/" }), "https://grafana.example.com");
 });

@@ -13,6 +13,9 @@
  *   DEPLOYMENT_ENVIRONMENT              deployment.environment.name
  *   HIGHLIGHT_PROJECT_ID, HIGHLIGHT_BACKEND_URL, HIGHLIGHT_OTLP_ENDPOINT, SENTRY_DSN
  *                                       session replay (lib/observability.ts)
+ *   REPLAY_SAMPLE_RATE                  built-in replay: share of sessions recorded, 0 to 1 (default 1)
+ *   REPLAY_MAX_SESSION_BYTES            built-in replay: recording stops past this many bytes sent
+ *   GRAFANA_URL                         the replay viewer's links to traces (default http://localhost:3001)
  */
 import {
   DEPLOYMENT_ENVIRONMENT,
@@ -27,6 +30,10 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 export const DEFAULT_API_BASE_URL = "http://localhost:8000";
 export const DEFAULT_OTLP_ENDPOINT = "http://localhost:4318";
+/** Grafana of the local stack (deploy/k3d/cluster.yaml and docker-compose.yaml publish it on 3001). */
+export const DEFAULT_GRAFANA_URL = "http://localhost:3001";
+/** The backend's REPLAY_MAX_SESSION_BYTES default: 20 MiB. */
+export const DEFAULT_REPLAY_MAX_SESSION_BYTES = 20 * 1024 * 1024;
 
 function setting(env: Env, name: string): string | undefined {
   const value = env[name]?.trim();
@@ -75,6 +82,23 @@ export function sampleRatio(env: Env): number {
   return Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 1;
 }
 
+/** REPLAY_SAMPLE_RATE as a share of sessions recorded in [0, 1]; unset or unreadable: 1, every session. */
+export function replaySampleRate(env: Env): number {
+  const rate = Number(setting(env, "REPLAY_SAMPLE_RATE") ?? 1);
+  return Number.isFinite(rate) ? Math.min(1, Math.max(0, rate)) : 1;
+}
+
+/** REPLAY_MAX_SESSION_BYTES: bytes a session may upload before its recording stops (a positive integer). */
+export function replayMaxSessionBytes(env: Env): number {
+  const bytes = Number(setting(env, "REPLAY_MAX_SESSION_BYTES"));
+  return Number.isInteger(bytes) && bytes > 0 ? bytes : DEFAULT_REPLAY_MAX_SESSION_BYTES;
+}
+
+/** GRAFANA_URL, without a trailing slash: where the replay viewer links a session's traces. */
+export function grafanaUrl(env: Env): string {
+  return withoutTrailingSlash(setting(env, "GRAFANA_URL") ?? DEFAULT_GRAFANA_URL);
+}
+
 export function telemetryEnabled(env: Env): boolean {
   return setting(env, "OTEL_SDK_DISABLED")?.toLowerCase() !== "true";
 }
@@ -96,6 +120,7 @@ export function telemetryConfig(env: Env): TelemetryConfig {
         otlpEndpoint: setting(env, "HIGHLIGHT_OTLP_ENDPOINT") ?? "",
       },
       sentry: { dsn: setting(env, "SENTRY_DSN") ?? "" },
+      builtin: { sampleRate: replaySampleRate(env), maxSessionBytes: replayMaxSessionBytes(env) },
     },
   };
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { gzipSync } from "node:zlib";
 import { forwardRequestHeaders, forwardResponseHeaders, proxyToApi, upstreamUrl } from "./proxy";
 
 test("the backend URL keeps the path (with /api) and the query", () => {
@@ -81,5 +82,41 @@ describe("proxyToApi against a real server", () => {
     const response = await proxyToApi(new Request("http://web.local/api/chat"), { API_BASE_URL: "http://127.0.0.1:9" });
     assert.equal(response.status, 502);
     assert.match((await response.json()).detail, /could not be reached/);
+  });
+});
+
+describe("proxyToApi with a compressed upload (the built-in replay's chunks)", () => {
+  let server: Server;
+  let received: { headers?: IncomingHttpHeaders; body?: Buffer } = {};
+  let base = "";
+
+  before(async () => {
+    server = createServer((request, response) => {
+      const parts: Buffer[] = [];
+      request.on("data", (part: Buffer) => parts.push(part));
+      request.on("end", () => {
+        received = { headers: request.headers, body: Buffer.concat(parts) };
+        response.writeHead(201, { "content-type": "application/json" });
+        response.end('{"stored":true}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  test("the gzip body and its Content-Encoding reach the backend byte for byte, with the origin", async () => {
+    const body = gzipSync(JSON.stringify({ seq: 0, events: [{ type: 4, timestamp: 1 }], trace_ids: [] }));
+    const request = new Request("http://web.local/api/replay/s-12345678", {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "gzip", origin: "http://web.local" },
+      body,
+    });
+    const response = await proxyToApi(request, { API_BASE_URL: base });
+    assert.equal(response.status, 201);
+    assert.equal(received.headers?.["content-encoding"], "gzip");
+    assert.equal(received.headers?.origin, "http://web.local");
+    assert.equal(received.headers?.["x-forwarded-host"], "web.local");
+    assert.ok(received.body?.equals(body), "the body arrived unchanged");
   });
 });

@@ -6,11 +6,11 @@ import { isUntracedTarget, RouteFilterSampler, serverSampler } from "./sampling"
 
 const TRACE_ID = "0af7651916cd43dd8448eb211c80319c";
 
-test("the browser telemetry's routes and static files are never traced", () => {
-  for (const target of ["/otel/v1/traces", "/otel/config?x=1", "/_next/static/chunks/a.js", "/favicon.ico"]) {
+test("the browser telemetry's routes, replay uploads and static files are never traced", () => {
+  for (const target of ["/otel/v1/traces", "/otel/config?x=1", "/api/replay/s-1234567", "/_next/static/chunks/a.js", "/favicon.ico"]) {
     assert.ok(isUntracedTarget(target), target);
   }
-  for (const target of ["/", "/api/chat", "/otelx", "/?next=/otel/"]) assert.ok(!isUntracedTarget(target), target);
+  for (const target of ["/", "/api/chat", "/replay/s-1234567", "/otelx", "/?next=/otel/"]) assert.ok(!isUntracedTarget(target), target);
 });
 
 test("a request for /otel/v1/traces gets no span, and so nothing under it does either", () => {

@@ -1,7 +1,9 @@
 /**
  * Which requests to the Next.js server are traced. The browser telemetry's own routes (/otel/*)
- * never are: a span for each span export would be noise, and a loop once anything traced them
- * back. Static files are not either. Everything else follows the parent's decision, or the ratio.
+ * and the built-in replay's uploads (/api/replay/*) never are: a span for each export would be
+ * noise, and a loop once anything traced them back; the backend follows, as the traceparent it
+ * gets says "not sampled". Static files are not either. Everything else follows the parent's
+ * decision, or the ratio.
  */
 import { type Attributes, type Context, type Link, SpanKind } from "@opentelemetry/api";
 import {
@@ -12,7 +14,7 @@ import {
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-base";
 
-export const UNTRACED_PATHS = ["/otel/", "/_next/static/", "/_next/image", "/favicon.ico"];
+export const UNTRACED_PATHS = ["/otel/", "/api/replay/", "/_next/static/", "/_next/image", "/favicon.ico"];
 
 /** True for a request target (path and query) that is never traced. */
 export function isUntracedTarget(target: string): boolean {
