@@ -67,11 +67,13 @@ apply: import $(GRAFANA_SECRET_FILE)  ## Apply the local overlay, the Secrets, a
 	$(KUBECTL_CTX) apply --kustomize $(K8S_OVERLAY)
 	$(KUBECTL_NS) create secret generic grafana-admin --from-env-file=$(GRAFANA_SECRET_FILE) \
 		--dry-run=client --output yaml | $(KUBECTL_NS) apply --filename -
-	@if [ -n "$$CEREBE_API_KEY" ]; then \
-		$(KUBECTL_NS) create secret generic api-secrets --from-literal=CEREBE_API_KEY"=$$CEREBE_API_KEY" \
+	@set --; \
+	if [ -n "$$CEREBE_API_KEY" ]; then set -- "$$@" --from-literal=CEREBE_API_KEY="$$CEREBE_API_KEY"; \
+	else echo "CEREBE_API_KEY is not set: the API runs, its LLM calls fail (export it and re-run make dev)."; fi; \
+	if [ -n "$$REPLAY_VIEWER_TOKEN" ]; then set -- "$$@" --from-literal=REPLAY_VIEWER_TOKEN="$$REPLAY_VIEWER_TOKEN"; fi; \
+	if [ $$# -gt 0 ]; then \
+		$(KUBECTL_NS) create secret generic api-secrets "$$@" \
 			--dry-run=client --output yaml | $(KUBECTL_NS) apply --filename -; \
-	else \
-		echo "CEREBE_API_KEY is not set: the API runs, its LLM calls fail (export it and re-run make dev)."; \
 	fi
 	$(KUBECTL_NS) rollout restart $(APP_DEPLOYMENTS)
 
