@@ -26,9 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from tests.support.processes import clean_env, free_port
+from tests.support.processes import clean_env, free_port, wait_until_serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Quiet offline: no component updates, sync, safe-browsing or other background requests.
@@ -170,17 +168,7 @@ def run_web(app: Path, env: dict[str, str], log_path: Path, timeout: float = 60.
 
 
 def _wait_ready(web: WebApp, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if web.process.poll() is not None:
-            raise RuntimeError(f"web app exited with {web.process.returncode}:\n{web.output()}")
-        try:
-            if httpx.get(f"{web.url}/otel/config", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"web app not ready after {timeout}s:\n{web.output()}")
+    wait_until_serving("web app", web.process, f"{web.url}/otel/config", web.output, timeout)
 
 
 def _stop_group(process: subprocess.Popen) -> None:

@@ -112,18 +112,23 @@ def run_backend(
         backend.stop_seconds = time.monotonic() - started
 
 
-def _wait_healthy(backend: Backend, timeout: float = 30.0) -> None:
+def wait_until_serving(what: str, process: subprocess.Popen, url: str, output, timeout: float = 30.0) -> None:
+    """Polls `url` until it answers 200; fails with the process's output if it dies or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if backend.process.poll() is not None:
-            raise RuntimeError(f"backend exited with {backend.process.returncode}:\n{backend.output()}")
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{output()}")
         try:
-            if httpx.get(f"{backend.url}/healthz", timeout=1.0).status_code == 200:
+            if httpx.get(url, timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"backend not healthy after {timeout}s:\n{backend.output()}")
+    raise RuntimeError(f"{what} not ready after {timeout}s:\n{output()}")
+
+
+def _wait_healthy(backend: Backend, timeout: float = 30.0) -> None:
+    wait_until_serving("backend", backend.process, f"{backend.url}/healthz", backend.output, timeout)
 
 
 @dataclass
