@@ -240,6 +240,9 @@ def main() -> None:
         f"{commit.stdout.strip() or '?'}, with `python -m bench.run{' --quick' if args.quick else ''}`.\n"
     )
     text = header + "".join(f"\n## {title}\n\n{body}\n" for title, body in sections)
+    analysis = ROOT / "bench" / "ANALYSIS.md"
+    if analysis.exists():
+        text += "\n" + analysis.read_text()
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
