@@ -223,6 +223,27 @@ def main() -> None:
     ]
     sections.append(("5. Render time and time to first trace", table(startup_rows, columns)))
 
+    result = subprocess.run(
+        [
+            str(project.python),
+            str(ROOT / "bench" / "llm_call.py"),
+            "100" if args.quick else "300",
+            "3" if args.quick else "7",
+        ],
+        cwd=project.path / "backend",
+        env={**os.environ, "PYTHONPATH": str(project.path / "backend")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    llm_result = json.loads(result.stdout.strip().splitlines()[-1])
+    columns = [
+        ("off_us", "Cerebe call, telemetry off (µs CPU)", ".0f"),
+        ("on_us", "Cerebe call, telemetry on (µs CPU)", ".0f"),
+        ("added_us", "added per call (µs)", ".0f"),
+    ]
+    sections.append(("6. One Cerebe call: what the LLM instrumentation adds", table([llm_result], columns)))
+
     sections.insert(
         0,
         (
