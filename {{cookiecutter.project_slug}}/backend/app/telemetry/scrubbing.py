@@ -138,9 +138,21 @@ def _scrub_span(span: ReadableSpan) -> ReadableSpan:
 
 
 class ScrubbingLogFilter(logging.Filter):
-    """Redacts query secrets in a record's message before any handler formats or ships it."""
+    """Redacts query secrets in a record's message before any handler formats or ships it.
+
+    One instance sits on every handler (handler filters are the only ones propagated records
+    pass); it remembers the last record it scrubbed, so a record is scrubbed once, not per handler.
+    A race between threads can only cause a second, harmless scrub, never a skipped one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: logging.LogRecord | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record is self._last:
+            return True
+        self._last = record
         if record.args:
             message = record.getMessage()
             if "=" in message:
