@@ -15,11 +15,12 @@ $(VENV)/.ready: requirements.txt
 setup: $(VENV)/.ready  ## Create .venv with the template's pinned dev tools
 
 render: $(VENV)/.ready  ## Render a scaffold into $(OUT)/ with the defaults; ARGS="project_name='My App'" to answer
-	$(VENV)/bin/cookiecutter . --no-input -o $(OUT) $(ARGS)
-	@echo "Rendered into $(OUT)/. Next: cd $(OUT)/<project_slug> && make install && make test"
+	@$(PY) tools/render.py $(OUT) $(ARGS)
 
-test: $(VENV)/.ready  ## The whole suite: renders, hooks, boot tests (real uvicorn), the scaffold's own tests
-	$(PY) -m pytest
+# The venv's bin first: kubectl comes from requirements.txt, whatever the system has.
+test: $(VENV)/.ready  ## The whole suite: installs missing system tools (apt), then renders, boots, tests
+	$(PY) -m tests.support.provision
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.ready  ## All benchmarks (bench/, several minutes): prints a table, writes docs/PERFORMANCE.md
 	$(PY) -m bench.run

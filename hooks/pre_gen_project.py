@@ -208,18 +208,38 @@ CHECKS: dict[str, Callable[[object], str | None]] = {
 }
 
 
+# Answers whose default is computed from another one (cookiecutter.json): when the source answer is
+# bad and the derived one still holds its computed value, the user made one mistake, not several.
+DERIVED: dict[str, tuple[str, Callable[[str], str]]] = {
+    "project_slug": ("project_name", lambda name: name.lower().strip().replace(" ", "-").replace("_", "-")),
+    "python_package": ("project_slug", lambda slug: slug.replace("-", "_")),
+    "backend_service_name": ("project_slug", lambda slug: f"{slug}-api"),
+    "web_service_name": ("project_slug", lambda slug: f"{slug}-web"),
+}
+
+
+def _follows_bad_answer(field: str, value: object, context: Mapping[str, object], bad: set[str]) -> bool:
+    source, derive = DERIVED.get(field, ("", None))
+    source_value = context.get(source)
+    return source in bad and isinstance(source_value, str) and derive is not None and value == derive(source_value)
+
+
 def validate(context: Mapping[str, object]) -> list[str]:
     """Return one line per invalid answer, `<field>='<value>': <rule>`; empty when all are usable.
 
     A missing field counts as blank, so a context that failed to load is rejected, never waved through.
+    An answer that is bad only because it was computed from a bad answer is not reported again.
     """
-    messages = []
+    messages, bad = [], set()
     for field, check in CHECKS.items():
         value = context.get(field, "")
         rule = check(value)
         if rule is None and field == "web_service_name" and value == context.get("backend_service_name"):
             rule = "must differ from backend_service_name (both services would report as one)"
-        if rule is not None:
+        if rule is None:
+            continue
+        bad.add(field)
+        if not _follows_bad_answer(field, value, context, bad):
             messages.append(f"{field}={_show(value)}: {rule}")
     return messages
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from cookiecutter.main import cookiecutter
 
+from tests.support import provision
 from tests.support.processes import backend_requirements, ensure_venv
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 CACHE_DIR = TEMPLATE_DIR / ".cache"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A missing tool (Chromium, promtool, Node.js, kubectl, git) stops the run at once, naming
+    each one and its install command, rather than failing its tests one by one minutes later.
+    PROVISION_CHECK=0 runs anyway (for a subset that needs none of them)."""
+    if os.environ.get("PROVISION_CHECK", "1") != "0" and (left := provision.missing()):
+        pytest.exit(provision.message(left), returncode=1)
 
 
 def render(output_dir: Path, **extra_context: object) -> Path:

@@ -163,7 +163,7 @@ def test_make_dev_dry_run_builds_imports_applies_waits_and_prints_urls_in_order(
     """It plans cluster, builds, import, apply, Secrets, wait and URLs (make -n: no docker here)."""
     env = {**os.environ, "CEREBE_API_KEY": ""}
     completed = subprocess.run(
-        ["make", "--no-print-directory", "-n", "-f", "deploy/k3d.mk", "dev"],
+        ["make", "--no-print-directory", "-n", "-f", "deploy/k3d.mk", "k3d-dev"],
         cwd=project,
         capture_output=True,
         text=True,

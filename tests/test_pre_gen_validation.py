@@ -288,6 +288,28 @@ def test_it_reports_every_bad_field_at_once(defaults):
     assert [message.split("=", 1)[0] for message in messages] == ["project_slug", "trace_sample_ratio"]
 
 
+@pytest.mark.parametrize(
+    ("answers", "reported"),
+    [
+        pytest.param({"project_slug": "Bad_Slug!"}, "project_slug", id="slug-with-derived-names"),
+        pytest.param({"project_name": 'A "quoted" name'}, "project_name", id="name-with-derived-slug"),
+    ],
+)
+def test_one_mistake_is_one_line_even_when_other_answers_derive_from_it(answers, reported):
+    """It reports a bad slug once, not again for the package and service names computed from it."""
+    context = generate_context(context_file=str(TEMPLATE_ROOT / "cookiecutter.json"), extra_context=answers)
+    messages = validate(dict(prompt_for_config(context, no_input=True)))
+
+    assert [message.split("=", 1)[0] for message in messages] == [reported]
+
+
+def test_a_derived_answer_given_explicitly_is_still_checked(defaults):
+    """It still reports a bad package name the user typed, beside a bad slug."""
+    messages = validate({**defaults, "project_slug": "Bad_Slug!", "python_package": "Not-A-Package"})
+
+    assert [message.split("=", 1)[0] for message in messages] == ["project_slug", "python_package"]
+
+
 def test_it_fails_closed_when_the_context_is_missing():
     """It rejects an empty context (the unrendered hook) instead of waving it through."""
     assert pre_gen_project.CONTEXT == {}

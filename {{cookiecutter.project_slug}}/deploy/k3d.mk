@@ -33,9 +33,13 @@ KUBECTL ?= kubectl
 KUBECTL_CTX = $(KUBECTL) --context k3d-$(K3D_CLUSTER)
 KUBECTL_NS = $(KUBECTL_CTX) --namespace $(K8S_NAMESPACE)
 
-.PHONY: dev down cluster images import apply grafana-secret wait urls grafana-password
+.PHONY: k3d-dev compose-dev down cluster images import apply grafana-secret wait urls grafana-password
 
-dev: wait  ## Local stack on k3d: cluster, images, manifests; waits until ready, prints the URLs
+k3d-dev: wait  ## Local stack on k3d: cluster, images, manifests; waits until ready, prints the URLs
+	@$(MAKE) --no-print-directory -f $(K3D_MK) urls
+
+compose-dev: $(GRAFANA_SECRET_FILE)  ## The same stack with docker compose (no Kubernetes)
+	$(DOCKER) compose up --build --detach
 	@$(MAKE) --no-print-directory -f $(K3D_MK) urls
 
 down:  ## Delete the k3d cluster and everything in it (traces, logs, metrics are gone)

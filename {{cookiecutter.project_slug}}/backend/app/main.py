@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from . import db
 from .api import chat, replay
 from .cerebe import CerebeClient
+from .errors import install_error_handlers
 from .replay_store import SqlReplayStore
 from .settings import Settings
 from .telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, init_telemetry
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[s
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     init_telemetry(app, SERVICE_NAME, engine=engine.sync_engine, **(telemetry_options or {}))
+    install_error_handlers(app)
 
     app.include_router(chat.router)
     if REPLAY_PROVIDER == "builtin":
