@@ -67,17 +67,21 @@ def prometheus_config(project: Path) -> dict:
 
 
 def test_the_config_passes_promtool_check_config(project, tmp_path):
-    """It passes `promtool check config` with the Prometheus 3 `otlp` block set aside (checked apart)."""
+    """It passes `promtool check config` with its rule files; the Prometheus 3 `otlp` block is set aside."""
     config = prometheus_config(project)
     otlp = config.pop("otlp")
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    for name in config["rule_files"]:
+        (tmp_path / name).write_bytes((project / "deploy" / "config" / name).read_bytes())
 
     completed = subprocess.run(
         [require("promtool"), "check", "config", str(path)], capture_output=True, text=True
     )
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    rules = yaml.safe_load((tmp_path / "prometheus-rules.yaml").read_text(encoding="utf-8"))
+    assert f"SUCCESS: {sum(len(g['rules']) for g in rules['groups'])} rules found" in completed.stdout
     assert set(otlp) <= OTLP_KEYS_3_5
     assert otlp["translation_strategy"] in TRANSLATION_STRATEGIES
 
