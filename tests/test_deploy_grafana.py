@@ -54,7 +54,7 @@ TRACEQL_FUNCTIONS = {
 TRACEQL_INTRINSICS = {"duration", "kind", "status", "name", "statusMessage", "rootName", "rootServiceName",
                       "traceDuration", "server", "client", "internal", "producer", "consumer", "error",
                       "ok", "unset", "nil", "true", "false"}  # fmt: skip
-MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*')
+MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")\s*')
 
 
 @pytest.fixture(scope="module", params=list(COMBINATIONS), ids=list(COMBINATIONS))
@@ -126,8 +126,17 @@ def balanced(query: str) -> bool:
     return not stack
 
 
+def empty_compatible(operator: str, quoted: str) -> bool:
+    """Whether a label matcher also matches a missing label (the empty string), as Loki judges it:
+    a stream selector needs one matcher that does not (`=~".*"` alone is refused, `=~".+"` is not)."""
+    value = json.loads(quoted)
+    if operator in {"=", "!="}:
+        return (value == "") is (operator == "=")
+    return (re.fullmatch(value, "") is not None) is (operator == "=~")
+
+
 def logql_problems(query: str) -> list[str]:
-    """Balanced brackets, stream selectors made of label matchers, known functions and pipeline stages."""
+    """Balanced brackets, stream selectors of label matchers Loki accepts, known functions and stages."""
     query = substitute(query)
     problems = [] if balanced(query) else ["unbalanced brackets"]
     plain = re.sub(r'"(?:[^"\\]|\\.)*"|`[^`]*`', '""', query)
@@ -135,8 +144,11 @@ def logql_problems(query: str) -> list[str]:
     if not selectors:
         problems.append("no stream selector")
     for selector in re.findall(r"\{([^{}]*)\}", query):
-        if not all(MATCHER.fullmatch(m) for m in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', selector)):
+        matchers = [MATCHER.fullmatch(m) for m in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', selector)]
+        if not all(matchers):
             problems.append(f"bad stream selector {{{selector}}}")
+        elif all(empty_compatible(m.group(1), m.group(2)) for m in matchers):
+            problems.append(f"no matcher of {{{selector}}} excludes the empty value (Loki refuses it)")
     problems += [
         f"unknown function {f}" for f in re.findall(r"\b([a-z_]+)\s*\(", plain) if f not in LOGQL_FUNCTIONS
     ]
@@ -200,7 +212,7 @@ def test_the_links_between_signals_are_all_configured(project):
     assert tempo["tracesToMetrics"]["datasourceUid"] == "prometheus"
     assert tempo["serviceMap"] == {"datasourceUid": "prometheus"}
     assert tempo["nodeGraph"] == {"enabled": True}
-    fields = {field["matcherRegex"]: field for field in sources["loki"]["jsonData"]["derivedFields"]}
+    fields = {field["name"]: field for field in sources["loki"]["jsonData"]["derivedFields"]}
     assert fields["trace_id"]["datasourceUid"] == "tempo" and fields["trace_id"]["matcherType"] == "label"
     assert sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0] == {
         "name": "trace_id",
@@ -250,7 +262,8 @@ def test_the_rendered_grafana_files_are_byte_identical_to_the_template(project):
 
 def test_the_rendered_static_configs_are_byte_identical_to_the_template(project):
     """It renders the Jinja-free component configs to the same bytes (one source, no surprises)."""
-    for name in ("tempo-config.yaml", "loki-config.yaml", "prometheus-config.yaml", "kustomization.yaml"):
+    static = ("tempo-config.yaml", "loki-config.yaml", "prometheus-config.yaml", "prometheus-rules.yaml")
+    for name in (*static, "kustomization.yaml"):
         relative = f"deploy/config/{name}"
         assert (project / relative).read_bytes() == (SCAFFOLD / relative).read_bytes(), relative
 
@@ -258,7 +271,7 @@ def test_the_rendered_static_configs_are_byte_identical_to_the_template(project)
 def test_dashboards_are_grafana_dashboard_json_with_unique_panel_ids(project):
     """It gives each dashboard a uid, title and schemaVersion, each panel a unique id and a position."""
     boards = dashboards(project)
-    assert set(boards) == {"service-red.json", "llm.json"}
+    assert set(boards) == {"service-red.json", "llm.json", "slo.json"}
     assert len({board["uid"] for board in boards.values()}) == len(boards)
     for name, board in boards.items():
         assert board["schemaVersion"] >= 39 and board["title"] and board["uid"], name
@@ -310,11 +323,18 @@ def test_every_logql_query_is_balanced_with_known_functions_and_stages(project):
     assert {query: logql_problems(query) for query in queries} == {query: [] for query in queries}
 
 
-def test_the_logql_check_catches_unbalanced_braces_and_unknown_functions():
-    """It reports an unclosed selector, a misspelt function and an unknown stage."""
+def test_the_logql_check_catches_what_loki_refuses():
+    """It reports an unclosed selector, a misspelt function, an unknown stage, an all-empty selector."""
     assert "unbalanced brackets" in logql_problems('{service_name="x" | json')
     assert "unknown function sum_over_tim" in logql_problems('sum_over_tim({a="b"} | unwrap x [5m])')
     assert "unknown pipeline stage jsn" in logql_problems('{a="b"} | jsn')
+    assert logql_problems('{a=~".*"}') == [
+        'no matcher of {a=~".*"} excludes the empty value (Loki refuses it)'
+    ]
+    assert logql_problems('{a=~".*", b!="x"}') and logql_problems('{a=""}') and logql_problems('{a!~".+"}')
+    assert (
+        logql_problems('{a=~".+"}') == logql_problems('{a=~".*", b="x"}') == logql_problems('{a!~""}') == []
+    )
 
 
 def test_every_traceql_query_is_balanced_with_known_attributes_and_functions(project):

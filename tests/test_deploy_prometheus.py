@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import render
+from tests.test_deploy_collector import collector_configs
 from tests.test_deploy_manifests import require
 
 PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
@@ -67,17 +68,21 @@ def prometheus_config(project: Path) -> dict:
 
 
 def test_the_config_passes_promtool_check_config(project, tmp_path):
-    """It passes `promtool check config` with the Prometheus 3 `otlp` block set aside (checked apart)."""
+    """It passes `promtool check config` with its rule files; the Prometheus 3 `otlp` block is set aside."""
     config = prometheus_config(project)
     otlp = config.pop("otlp")
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    for name in config["rule_files"]:
+        (tmp_path / name).write_bytes((project / "deploy" / "config" / name).read_bytes())
 
     completed = subprocess.run(
         [require("promtool"), "check", "config", str(path)], capture_output=True, text=True
     )
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    rules = yaml.safe_load((tmp_path / "prometheus-rules.yaml").read_text(encoding="utf-8"))
+    assert f"SUCCESS: {sum(len(g['rules']) for g in rules['groups'])} rules found" in completed.stdout
     assert set(otlp) <= OTLP_KEYS_3_5
     assert otlp["translation_strategy"] in TRANSLATION_STRATEGIES
 
@@ -137,3 +142,17 @@ def test_every_metric_a_dashboard_queries_is_one_the_stack_produces(project):
         queried |= set(re.findall(r"label_values\((\w+)", text))
     assert queried and queried <= produced, queried - produced
     assert "gen_ai_client_cost_USD_total" in queried
+
+
+def test_exemplars_survive_the_collector_and_prometheus_keeps_them(project):
+    """It keeps exemplars end to end: span_metrics makes them, metrics pipelines only limit and batch
+    (processors that keep exemplars), Prometheus stores them, Grafana links their trace_id to Tempo."""
+    for label, config in collector_configs(project).items():
+        assert config["connectors"]["span_metrics"]["exemplars"] == {"enabled": True}, label
+        assert config["service"]["pipelines"]["metrics"]["processors"] == ["memory_limiter", "batch"], label
+    assert prometheus_config(project)["storage"]["exemplars"]["max_exemplars"] >= 10000
+    sources = yaml.safe_load(
+        (project / "deploy" / "config" / "grafana-datasources.yaml").read_text(encoding="utf-8")
+    )["datasources"]
+    links = {s["uid"]: s for s in sources}["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert [(link["name"], link["datasourceUid"]) for link in links] == [("trace_id", "tempo")]
