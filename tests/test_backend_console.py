@@ -101,13 +101,6 @@ def test_local_run_prints_the_request_as_a_span_tree(local_run: ConsoleRun) -> N
     assert "INFO app.api.chat: chat reply stored" in children, tree
 
 
-def test_local_run_tree_goes_to_stderr_apart_from_the_json_lines(local_run: ConsoleRun) -> None:
-    """The JSON log lines stay one object per line; the tree lines are not mixed into them."""
-    json_lines = [line for line in local_run.output.splitlines() if line.startswith("{")]
-    assert json_lines and all(line.endswith("}") for line in json_lines)
-    assert not any("├─" in line for line in json_lines)
-
-
 def test_with_an_otlp_endpoint_no_tree_is_printed(collector_run: ConsoleRun) -> None:
     """With a collector configured the console view is off; the request's spans went to the collector."""
     assert any(s.trace_id == TRACE_ID and s.kind == "SERVER" for s in collector_run.spans)

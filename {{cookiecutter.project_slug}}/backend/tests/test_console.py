@@ -154,6 +154,42 @@ def test_roots_that_never_end_evict_the_oldest_trace() -> None:
     made.logger.removeHandler(made.handler)
 
 
+def test_install_prints_to_stderr_not_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    """stdout carries the JSON log lines; the tree goes to stderr, without colours when not a terminal."""
+    provider = TracerProvider()
+    handler = console.install(provider)
+    try:
+        with provider.get_tracer("test").start_as_current_span("GET /stderr", context=remote_parent()):
+            logging.getLogger("test.console").warning("inside")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    captured = capsys.readouterr()
+    assert "GET /stderr" in captured.err and "WARNING test.console: inside" in captured.err
+    assert "GET /stderr" not in captured.out and "\x1b[" not in captured.err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("1", False)])
+def test_colours_only_on_a_terminal_without_no_color(
+    monkeypatch: pytest.MonkeyPatch, no_color: str | None, coloured: bool
+) -> None:
+    """ANSI colours when the stream is a terminal, unless NO_COLOR is set."""
+    if no_color is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    terminal = _Terminal()
+    provider = TracerProvider()
+    provider.add_span_processor(console.ConsoleSpanProcessor(console.TraceBuffer(), terminal))
+    provider.get_tracer("test").start_span("GET /tty", context=remote_parent()).end()
+    assert "GET /tty" in terminal.getvalue()
+    assert ("\x1b[" in terminal.getvalue()) is coloured
+
+
 class _RecordOnly(Sampler):
     def should_sample(self, *args: object, **kwargs: object) -> SamplingResult:
         return SamplingResult(Decision.RECORD_ONLY)
