@@ -42,6 +42,13 @@ def _ratio(value: str | None, default: float) -> float:
     return ratio
 
 
+def _local_development(env: Mapping[str, str]) -> bool:
+    """No collector configured and not in Kubernetes: the console view is the only one there is."""
+    signals = ("", "TRACES_", "LOGS_", "METRICS_")
+    endpoints = [f"OTEL_EXPORTER_OTLP_{signal}ENDPOINT" for signal in signals]
+    return not env.get("KUBERNETES_SERVICE_HOST") and not any(env.get(name) for name in endpoints)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TelemetrySettings:
     """What `init_telemetry` wires; build it with `from_env()`."""
@@ -76,6 +83,10 @@ class TelemetrySettings:
     loki_url: str | None = None
     """When set, logs are also pushed straight to Loki (base URL). Env: LOKI_URL."""
 
+    console: bool = False
+    """Print each finished request as a span tree on stderr (console.py). Env: TELEMETRY_CONSOLE;
+    unset, it is on when no OTLP endpoint is set in the environment and not in Kubernetes."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> TelemetrySettings:
         """Read the settings from `environ` (default: os.environ); `overrides` win over both."""
@@ -91,6 +102,7 @@ class TelemetrySettings:
             "log_level": (env.get("LOG_LEVEL") or cls.log_level).upper(),
             "log_json_stdout": _flag(env.get("LOG_JSON"), default=True),
             "loki_url": (env.get("LOKI_URL") or "").rstrip("/") or None,
+            "console": _flag(env.get("TELEMETRY_CONSOLE"), default=_local_development(env)),
         }
         values.update(overrides)
         return cls(**values)

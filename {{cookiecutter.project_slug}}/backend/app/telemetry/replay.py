@@ -8,6 +8,7 @@ old OpenTelemetry and replaces the global providers, so plain span attributes do
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry.trace import Span
@@ -22,6 +23,15 @@ BAGGAGE_HEADER = b"baggage"
 SESSION_HEADER = b"x-session-id"
 
 _MAX_ID_LENGTH = 128
+
+# The session of the request being served, for its log records (logs.SessionFilter). The server runs
+# each request in a task of its own (a copy of the context), so the value ends with the request.
+_request_session: ContextVar[str | None] = ContextVar("request_session", default=None)
+
+
+def current_session_id() -> str | None:
+    """The replay session of the request being served; None outside a request or without one."""
+    return _request_session.get()
 
 
 def _clean(value: str) -> str | None:
@@ -56,8 +66,8 @@ def session_attributes(headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, b
 
 def server_request_hook(span: Span, scope: dict[str, Any]) -> None:
     """Called by the FastAPI instrumentation with each server span and its ASGI scope."""
-    if span is None or not span.is_recording():
-        return
     attributes = session_attributes(scope.get("headers") or ())
-    if attributes:
+    # Set for every request (None without a session), sampled or not: its logs ship either way.
+    _request_session.set(attributes.get("session.id"))
+    if attributes and span is not None and span.is_recording():
         span.set_attributes(attributes)

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 from sqlalchemy.engine import Engine
 
-from . import logs, traces
+from . import console, logs, traces
 from .config import TelemetrySettings
 from .llm import LLMTelemetry
 from .metrics import build_meter_provider
@@ -131,6 +131,8 @@ def init_telemetry(
         LLMTelemetry(tracer_provider, meter_provider),
     )
     telemetry.log_handlers = logs.configure_logging(settings, logger_provider)
+    if settings.console:
+        telemetry.log_handlers.append(console.install(tracer_provider))
     _shutdown_with_lifespan(app, telemetry)
     atexit.register(telemetry.shutdown)
     app.state.telemetry = telemetry

@@ -12,7 +12,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from sqlalchemy.engine import Engine
@@ -87,9 +87,30 @@ def instrument_httpx(tracer_provider: TracerProvider, meter_provider: MeterProvi
 
 def instrument_sqlalchemy(engine: Engine, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
     """DB: spans per statement on this engine (explicit, so import order cannot silently skip it)."""
+    tracer_provider.add_span_processor(DbSpanNameProcessor())
     SQLAlchemyInstrumentor().instrument(
         engine=engine, tracer_provider=tracer_provider, meter_provider=meter_provider, enable_commenter=False
     )
+
+
+class DbSpanNameProcessor(SpanProcessor):
+    """Names SQLAlchemy's spans `{db.operation.name} {database basename}` (`SELECT app.db`).
+
+    The instrumentation names them `<OPERATION> <url.database>`, for SQLite the file's full path,
+    and the span name is a span-metrics label: one series per checkout directory. It has no option
+    for the name, and an ended span is read-only, so the name is shortened as the span starts.
+    """
+
+    SCOPE = "opentelemetry.instrumentation.sqlalchemy"
+
+    def on_start(self, span: Span, parent_context: object = None) -> None:
+        scope = span.instrumentation_scope
+        if scope is None or scope.name != self.SCOPE:
+            return
+        operation, _, target = span.name.partition(" ")
+        path = target.replace("\\", "/")
+        if "/" in path:
+            span.update_name(f"{operation} {path.rsplit('/', 1)[-1]}")
 
 
 def uninstrument() -> None:
