@@ -81,123 +81,266 @@ def problems(completed: subprocess.CompletedProcess) -> list[str]:
 # ---- the user-facing checks: one mis-wiring each, with every line it must produce -------------
 
 MAIN = "from fastapi import FastAPI\n\nfrom .telemetry import init_telemetry\n\n"
-# (id, edits as (file, old, new) or (file, None, whole new text), the problem lines, by substring)
+K8S_API = "deploy/k8s/base/api-deployment.yaml"
+K8S_WEB = "deploy/k8s/base/web-deployment.yaml"
+DATASOURCES = "deploy/config/grafana-datasources.yaml"
+
+
+def case(case_id: str, edits: list, expected: list[str] | None = None):
+    """One mis-wiring (or, without `expected`, one well-wired variant): edits as (file, old, new),
+    (file, None, whole new text) or a function of the project root; problem lines by substring."""
+    return pytest.param(edits, expected, id=case_id)
+
+
 MISWIRINGS = [
     # app: every FastAPI app reaches init_telemetry
-    ("app-not-passed", [drop_init_telemetry], [
-        "FastAPI app 'app' in create_app() is not passed to init_telemetry "
-        "(expected init_telemetry(app, ...) in create_app())",
-    ]),
-    ("second-app-elsewhere", [("backend/app/admin.py", None, "from fastapi import FastAPI\n\nadmin = FastAPI()\n")], [
-        "backend/app/admin.py:3: FastAPI app 'admin' at module level is not passed to init_telemetry",
-        "backend/app/admin.py: init_telemetry is not imported from the telemetry package "
-        "(expected from .telemetry import init_telemetry)",
-    ]),
-    ("init-in-another-scope", [("backend/app/extra.py", None, MAIN + (
-        "def build():\n    app = FastAPI()\n    return app\n\n\napp = build()\ninit_telemetry(app)\n"
-    ))], ["backend/app/extra.py:6: FastAPI app 'app' in build() is not passed"]),
-    ("app-not-bound", [("backend/app/extra.py", None, MAIN + "def bare():\n    return FastAPI()\n")], [
-        "backend/app/extra.py:6: FastAPI(...) in bare() is not bound to a name",
-    ]),
-    ("local-stand-in", [("backend/app/extra.py", None, (
-        "from fastapi import FastAPI\n\nfrom .setup import init_telemetry\n\napp = FastAPI()\ninit_telemetry(app)\n"
-    ))], ["backend/app/extra.py: init_telemetry is not imported from the telemetry package"]),
-    ("no-app-at-all", [("backend/app/main.py", None, "VALUE = 1\n")], ["backend/app: no FastAPI(...) app found"]),
-    ("module-does-not-parse", [("backend/app/broken.py", None, "def (:\n")], [
-        "backend/app/broken.py:1: does not parse as Python",
-    ]),
+    case(
+        "app-not-passed",
+        [drop_init_telemetry],
+        [
+            "FastAPI app 'app' in create_app() is not passed to init_telemetry "
+            "(expected init_telemetry(app, ...) in create_app())",
+        ],
+    ),
+    case(
+        "second-app-elsewhere",
+        [("backend/app/admin.py", None, "from fastapi import FastAPI\n\nadmin = FastAPI()\n")],
+        [
+            "backend/app/admin.py:3: FastAPI app 'admin' at module level is not passed to init_telemetry",
+            "backend/app/admin.py: init_telemetry is not imported from the telemetry package "
+            "(expected from .telemetry import init_telemetry)",
+        ],
+    ),
+    case(
+        "init-in-another-scope",
+        [
+            (
+                "backend/app/extra.py",
+                None,
+                (
+                    MAIN
+                    + "def build():\n    app = FastAPI()\n    return app\n\n\n"
+                    + "app = build()\ninit_telemetry(app)\n"
+                ),
+            )
+        ],
+        ["backend/app/extra.py:6: FastAPI app 'app' in build() is not passed"],
+    ),
+    case(
+        "app-not-bound",
+        [("backend/app/extra.py", None, MAIN + "def bare():\n    return FastAPI()\n")],
+        [
+            "backend/app/extra.py:6: FastAPI(...) in bare() is not bound to a name",
+        ],
+    ),
+    case(
+        "local-stand-in",
+        [
+            (
+                "backend/app/extra.py",
+                None,
+                (
+                    "from fastapi import FastAPI\n\nfrom .setup import init_telemetry\n\n"
+                    "app = FastAPI()\ninit_telemetry(app)\n"
+                ),
+            )
+        ],
+        ["backend/app/extra.py: init_telemetry is not imported from the telemetry package"],
+    ),
+    case(
+        "no-app-at-all",
+        [("backend/app/main.py", None, "VALUE = 1\n")],
+        [
+            "backend/app: no FastAPI(...) app found",
+        ],
+    ),
+    case(
+        "module-does-not-parse",
+        [("backend/app/broken.py", None, "def (:\n")],
+        [
+            "backend/app/broken.py:1: does not parse as Python",
+        ],
+    ),
     # backend: its defaults
-    ("backend-endpoint-on-grpc-port", [(SETTINGS, '"http://localhost:4318"', '"http://localhost:4317"')], [
-        "OTLP_ENDPOINT='http://localhost:4317' uses port 4317, the OTLP/gRPC port, but the exporter speaks "
-        "OTLP/HTTP (http/protobuf) (expected port 4318)",
-        ".env.example: OTEL_EXPORTER_OTLP_ENDPOINT='http://localhost:4318' disagrees with OTLP_ENDPOINT",
-    ]),
-    ("backend-name-not-a-dns-label", [(SETTINGS, '"sage-app-api"', '"Sage_API"')], [
-        "SERVICE_NAME='Sage_API' is not a DNS-1123 label",
-        ".env.example: OTEL_SERVICE_NAME='sage-app-api' disagrees with SERVICE_NAME in backend/app/",
-        "docker-compose.yaml: service 'api' (built from backend/) sets OTEL_SERVICE_NAME='sage-app-api' "
-        "(expected 'Sage_API', the backend's service.name)",
-    ]),
+    case(
+        "backend-endpoint-on-grpc-port",
+        [(SETTINGS, '"http://localhost:4318"', '"http://localhost:4317"')],
+        [
+            "OTLP_ENDPOINT='http://localhost:4317' uses port 4317, the OTLP/gRPC port, but the exporter "
+            "speaks "
+            "OTLP/HTTP (http/protobuf) (expected port 4318)",
+            ".env.example: OTEL_EXPORTER_OTLP_ENDPOINT='http://localhost:4318' disagrees with OTLP_ENDPOINT",
+        ],
+    ),
+    case(
+        "backend-name-not-a-dns-label",
+        [(SETTINGS, '"sage-app-api"', '"Sage_API"')],
+        [
+            "SERVICE_NAME='Sage_API' is not a DNS-1123 label",
+            ".env.example: OTEL_SERVICE_NAME='sage-app-api' disagrees with SERVICE_NAME in backend/app/",
+            "docker-compose.yaml: service 'api' (built from backend/) sets OTEL_SERVICE_NAME='sage-app-api' "
+            "(expected 'Sage_API', the backend's service.name)",
+        ],
+    ),
     # env_files: .env.example agrees with the backend; web/ has its own name and reaches the API
-    ("env-name-disagrees", [(".env.example", "OTEL_SERVICE_NAME=sage-app-api", "OTEL_SERVICE_NAME=sage-app")], [
-        ".env.example: OTEL_SERVICE_NAME='sage-app' disagrees with SERVICE_NAME in backend/app/",
-    ]),
-    ("env-endpoint-on-grpc-port", [(".env.example", "=http://localhost:4318", "=http://localhost:4317")], [
-        ".env.example: OTEL_EXPORTER_OTLP_ENDPOINT='http://localhost:4317' uses port 4317, the OTLP/gRPC port",
-        ".env.example: OTEL_EXPORTER_OTLP_ENDPOINT='http://localhost:4317' disagrees with OTLP_ENDPOINT",
-    ]),
-    ("web-named-like-the-backend", [("web/.env.example", "=sage-app-web", "=sage-app-api")], [
-        "web/.env.example: OTEL_SERVICE_NAME='sage-app-api' is the backend's service.name",
-        "docker-compose.yaml: service 'web' (built from web/) sets OTEL_SERVICE_NAME='sage-app-web' "
-        "(expected 'sage-app-api', the web's service.name)",
-    ]),
-    ("web-api-url-off-the-backend-port", [("web/.env.example", "localhost:8000", "localhost:3000")], [
-        "web/.env.example: API_BASE_URL='http://localhost:3000' does not reach the backend's port (expected port 8000)",
-    ]),
+    case(
+        "env-name-disagrees",
+        [(".env.example", "=sage-app-api", "=sage-app")],
+        [
+            ".env.example: OTEL_SERVICE_NAME='sage-app' disagrees with SERVICE_NAME in backend/app/",
+        ],
+    ),
+    case(
+        "env-endpoint-on-grpc-port",
+        [(".env.example", "=http://localhost:4318", "=http://localhost:4317")],
+        [
+            ".env.example: OTEL_EXPORTER_OTLP_ENDPOINT='http://localhost:4317' uses port 4317, the OTLP/gRPC",
+            ".env.example: OTEL_EXPORTER_OTLP_ENDPOINT='http://localhost:4317' disagrees with OTLP_ENDPOINT",
+        ],
+    ),
+    case(
+        "web-named-like-the-backend",
+        [("web/.env.example", "=sage-app-web", "=sage-app-api")],
+        [
+            "web/.env.example: OTEL_SERVICE_NAME='sage-app-api' is the backend's service.name",
+            "docker-compose.yaml: service 'web' (built from web/) sets OTEL_SERVICE_NAME='sage-app-web' "
+            "(expected 'sage-app-api', the web's service.name)",
+        ],
+    ),
+    case(
+        "web-api-url-off-the-backend-port",
+        [("web/.env.example", "localhost:8000", "localhost:3000")],
+        [
+            "web/.env.example: API_BASE_URL='http://localhost:3000' does not reach the backend's port "
+            "(expected port 8000)",
+        ],
+    ),
     # service_names: compose and k8s agree, one name per app
-    ("compose-backend-renamed", [("docker-compose.yaml", "OTEL_SERVICE_NAME: sage-app-api", "OTEL_SERVICE_NAME: shop")], [
-        "docker-compose.yaml: service 'api' (built from backend/) sets OTEL_SERVICE_NAME='shop' "
-        "(expected 'sage-app-api', the backend's service.name)",
-        "deploy/k8s/base/api-deployment.yaml: Deployment 'api' sets OTEL_SERVICE_NAME='sage-app-api', but compose "
-        "service 'api' sets 'shop' (expected the same name in both)",
-    ]),
-    ("k8s-web-reports-as-the-backend", [("deploy/k8s/base/web-deployment.yaml", "value: sage-app-web", "value: sage-app-api")], [
-        "deploy/k8s/base/web-deployment.yaml: Deployment 'web' sets OTEL_SERVICE_NAME='sage-app-api', but compose "
-        "service 'web' sets 'sage-app-web'",
-        "deploy/k8s/base/web-deployment.yaml: Deployment 'web' sets OTEL_SERVICE_NAME='sage-app-api', which "
-        "Deployment 'api' also sets, so both would report as one service",
-    ]),
+    case(
+        "compose-backend-renamed",
+        [("docker-compose.yaml", "NAME: sage-app-api", "NAME: shop")],
+        [
+            "docker-compose.yaml: service 'api' (built from backend/) sets OTEL_SERVICE_NAME='shop' "
+            "(expected 'sage-app-api', the backend's service.name)",
+            f"{K8S_API}: Deployment 'api' sets OTEL_SERVICE_NAME='sage-app-api', but compose "
+            "service 'api' sets 'shop' (expected the same name in both)",
+        ],
+    ),
+    case(
+        "k8s-web-reports-as-the-backend",
+        [(K8S_WEB, "value: sage-app-web", "value: sage-app-api")],
+        [
+            f"{K8S_WEB}: Deployment 'web' sets OTEL_SERVICE_NAME='sage-app-api', but compose "
+            "service 'web' sets 'sage-app-web'",
+            f"{K8S_WEB}: Deployment 'web' sets OTEL_SERVICE_NAME='sage-app-api', which "
+            "Deployment 'api' also sets, so both would report as one service",
+        ],
+    ),
     # k8s: workload env names a Service and one of its ports
-    ("k8s-endpoint-names-no-service", [("deploy/k8s/base/api-deployment.yaml", "//otel-collector:", "//collector:")], [
-        "deploy/k8s/base/api-deployment.yaml: Deployment 'api' container 'api': "
-        "OTEL_EXPORTER_OTLP_ENDPOINT='http://collector:4318' names no Service 'collector' in deploy/ "
-        "(expected one of the Services: ",
-    ]),
-    ("k8s-endpoint-on-grpc-port", [("deploy/k8s/base/api-deployment.yaml", "otel-collector:4318", "otel-collector:4317")], [
-        "Deployment 'api' container 'api': OTEL_EXPORTER_OTLP_ENDPOINT='http://otel-collector:4317' uses port 4317, "
-        "the OTLP/gRPC port",
-    ]),
-    ("k8s-address-on-a-port-not-exposed", [("deploy/k8s/base/web-deployment.yaml", "http://api:8000", "http://api:8080")], [
-        "Deployment 'web' container 'web': API_BASE_URL='http://api:8080': Service 'api' exposes 8000, not 8080",
-    ]),
+    case(
+        "k8s-endpoint-names-no-service",
+        [(K8S_API, "//otel-collector:", "//collector:")],
+        [
+            f"{K8S_API}: Deployment 'api' container 'api': "
+            "OTEL_EXPORTER_OTLP_ENDPOINT='http://collector:4318' "
+            "names no Service 'collector' in deploy/ (expected one of the Services: ",
+        ],
+    ),
+    case(
+        "k8s-endpoint-on-grpc-port",
+        [(K8S_API, "otel-collector:4318", "otel-collector:4317")],
+        [
+            f"{K8S_API}: Deployment 'api' container 'api': "
+            "OTEL_EXPORTER_OTLP_ENDPOINT='http://otel-collector:4317' "
+            "uses port 4317, the OTLP/gRPC port",
+        ],
+    ),
+    case(
+        "k8s-address-on-a-port-not-exposed",
+        [(K8S_WEB, "http://api:8000", "http://api:8080")],
+        [
+            f"{K8S_WEB}: Deployment 'web' container 'web': API_BASE_URL='http://api:8080': "
+            "Service 'api' exposes 8000, not 8080",
+        ],
+    ),
     # collector: the receiver is reachable, on the apps' port
-    ("collector-bound-to-localhost", [(COLLECTOR, "endpoint: 0.0.0.0:4318", "endpoint: localhost:4318")], [
-        f"{COLLECTOR}: receiver 'otlp' binds 'localhost:4318', unreachable from other pods and containers",
-    ]),
-    ("collector-http-without-endpoint", [(COLLECTOR, "http:\n        endpoint: 0.0.0.0:4318", "http: {}")], [
-        f"{COLLECTOR}: receiver 'otlp' has no protocols.http.endpoint, so it binds localhost:4318",
-    ]),
-    ("collector-on-another-port", [(COLLECTOR, "endpoint: 0.0.0.0:4318", "endpoint: 0.0.0.0:4319")], [
-        f"{COLLECTOR}: receiver 'otlp' listens on port 4319, but the apps send OTLP to port 4318 "
-        "(expected the receiver on port 4318)",
-    ]),
+    case(
+        "collector-bound-to-localhost",
+        [(COLLECTOR, "endpoint: 0.0.0.0:4318", "endpoint: localhost:4318")],
+        [
+            f"{COLLECTOR}: receiver 'otlp' binds 'localhost:4318', unreachable from other pods",
+        ],
+    ),
+    case(
+        "collector-http-without-endpoint",
+        [(COLLECTOR, "http:\n        endpoint: 0.0.0.0:4318", "http: {}")],
+        [
+            f"{COLLECTOR}: receiver 'otlp' has no protocols.http.endpoint, so it binds localhost:4318",
+        ],
+    ),
+    case(
+        "collector-on-another-port",
+        [(COLLECTOR, "endpoint: 0.0.0.0:4318", "endpoint: 0.0.0.0:4319")],
+        [
+            f"{COLLECTOR}: receiver 'otlp' listens on port 4319, but the apps send OTLP to port 4318 "
+            "(expected the receiver on port 4318)",
+        ],
+    ),
     # stack: component configs, compose and k3d name the same services and ports
-    ("exporter-on-a-port-not-exposed", [(COLLECTOR, "endpoint: tempo:4317", "endpoint: tempo:4318")], [
-        f"{COLLECTOR}: tempo:4318 uses a port Service 'tempo' does not expose (",
-    ]),
-    ("data-source-names-no-service", [("deploy/config/grafana-datasources.yaml", "//loki:3100", "//loki-gateway:3100")], [
-        "deploy/config/grafana-datasources.yaml: loki-gateway:3100 names no Service 'loki-gateway' in deploy/",
-        "deploy/config/grafana-datasources.yaml: loki-gateway:3100 names no service 'loki-gateway' in "
-        "docker-compose.yaml",
-    ]),
-    ("compose-address-names-no-service", [("docker-compose.yaml", "API_BASE_URL: http://api:", "API_BASE_URL: http://backend:")], [
-        "docker-compose.yaml: service 'web' API_BASE_URL='http://backend:8000' names no compose service",
-    ]),
-    ("compose-endpoint-on-grpc-port", [("docker-compose.yaml", "otel-collector:4318", "otel-collector:4317")], [
-        "docker-compose.yaml: service 'api' OTEL_EXPORTER_OTLP_ENDPOINT='http://otel-collector:4317' uses port 4317",
-    ]),
-    ("k3d-port-compose-does-not-publish", [("docker-compose.yaml", '"3001:3000"', '"3002:3000"')], [
-        "docker-compose.yaml: service 'grafana' does not publish 3001:3000 "
-        "(expected the same localhost port as deploy/k3d/cluster.yaml)",
-    ]),
-    ("k3d-port-to-an-undeclared-node-port", [("deploy/k3d/cluster.yaml", "3001:30301", "3001:30399")], [
-        "deploy/k3d/cluster.yaml: port 3001:30399 maps to NodePort 30399, which no Service declares",
-    ]),
+    case(
+        "exporter-on-a-port-not-exposed",
+        [(COLLECTOR, "endpoint: tempo:4317", "endpoint: tempo:4318")],
+        [
+            f"{COLLECTOR}: tempo:4318 uses a port Service 'tempo' does not expose (",
+        ],
+    ),
+    case(
+        "data-source-names-no-service",
+        [(DATASOURCES, "//loki:3100", "//loki-gateway:3100")],
+        [
+            f"{DATASOURCES}: loki-gateway:3100 names no Service 'loki-gateway' in deploy/",
+            f"{DATASOURCES}: loki-gateway:3100 names no service 'loki-gateway' in docker-compose.yaml",
+        ],
+    ),
+    case(
+        "compose-address-names-no-service",
+        [("docker-compose.yaml", "URL: http://api:", "URL: http://backend:")],
+        [
+            "docker-compose.yaml: service 'web' API_BASE_URL='http://backend:8000' names no compose service",
+        ],
+    ),
+    case(
+        "compose-endpoint-on-grpc-port",
+        [("docker-compose.yaml", "otel-collector:4318", "otel-collector:4317")],
+        [
+            "docker-compose.yaml: service 'api' OTEL_EXPORTER_OTLP_ENDPOINT='http://otel-collector:4317' "
+            "uses port 4317",
+        ],
+    ),
+    case(
+        "k3d-port-compose-does-not-publish",
+        [("docker-compose.yaml", '"3001:3000"', '"3002:3000"')],
+        [
+            "docker-compose.yaml: service 'grafana' does not publish 3001:3000 "
+            "(expected the same localhost port as deploy/k3d/cluster.yaml)",
+        ],
+    ),
+    case(
+        "k3d-port-to-an-undeclared-node-port",
+        [("deploy/k3d/cluster.yaml", "3001:30301", "3001:30399")],
+        [
+            "deploy/k3d/cluster.yaml: port 3001:30399 maps to NodePort 30399, which no Service declares",
+        ],
+    ),
     # reading: a manifest that does not parse is reported, not skipped
-    ("manifest-does-not-parse", [("deploy/k8s/base/extra.yaml", None, "kind: A\n---\nkind: B\n  bad: indent\n")], [
-        "deploy/k8s/base/extra.yaml:4:6: does not parse as YAML: mapping values are not allowed here",
-    ]),
-]  # fmt: skip
+    case(
+        "manifest-does-not-parse",
+        [("deploy/k8s/base/x.yaml", None, "kind: A\n---\nkind: B\n  bad: indent\n")],
+        [
+            "deploy/k8s/base/x.yaml:4:6: does not parse as YAML: mapping values are not allowed here",
+        ],
+    ),
+]
 
 
 def apply(root: Path, edits: list) -> None:
@@ -210,7 +353,7 @@ def apply(root: Path, edits: list) -> None:
             edit(root, *change)
 
 
-@pytest.mark.parametrize(("edits", "expected"), [pytest.param(e, x, id=i) for i, e, x in MISWIRINGS])
+@pytest.mark.parametrize(("edits", "expected"), MISWIRINGS)
 def test_each_miswiring_is_reported_with_the_file_and_what_was_expected(project, edits, expected):
     """It exits 1 with exactly the expected problem lines, one line each, for one broken agreement."""
     apply(project, edits)
@@ -222,38 +365,86 @@ def test_each_miswiring_is_reported_with_the_file_and_what_was_expected(project,
         assert sum(part in line for line in found) == 1, (part, found)
 
 
+def drop_web_and_deploy(root: Path) -> None:
+    shutil.rmtree(root / "web")
+    shutil.rmtree(root / "deploy")
+    (root / "docker-compose.yaml").unlink()
+
+
 WELL_WIRED_VARIANTS = [
-    ("init-telemetry-app-keyword", [("backend/app/extra.py", None, MAIN + "app = FastAPI()\ninit_telemetry(app=app)\n")]),
-    ("attribute-call-and-alias", [("backend/app/extra.py", None, (
-        "import fastapi\n\nfrom app.telemetry import init_telemetry as wire\n\n"
-        "app: fastapi.FastAPI = fastapi.FastAPI()\nwire(app)\n"
-    ))]),
-    ("app-built-inside-the-call", [("backend/app/extra.py", None, (
-        "from fastapi import FastAPI\n\nfrom . import telemetry\n\n\ndef build():\n"
-        "    return telemetry.init_telemetry(FastAPI())\n"
-    ))]),
-    ("bare-apps-in-tests", [("backend/app/tests/test_routes.py", None, "from fastapi import FastAPI\n\napp = FastAPI()\n")]),
-    ("empty-env-values-mean-the-defaults", [
-        (".env.example", "OTEL_SERVICE_NAME=sage-app-api", "OTEL_SERVICE_NAME="),
-        (".env.example", "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318", "OTEL_EXPORTER_OTLP_ENDPOINT="),
-    ]),
-    ("api-port-moves-the-backend", [
-        ("web/.env.example", "localhost:8000", "localhost:9000"),
-        (".env.example", "LOG_LEVEL=", "API_PORT=9000\nLOG_LEVEL="),
-    ]),
-    ("broken-files-in-dependency-and-build-dirs", [
-        (f"{directory}/otel-collector-config.yaml", None, "receivers: [")
-        for directory in ("web/node_modules/x", ".venv", "web/.next", "dist", "build", "deploy/node_modules")
-    ] + [("backend/app/__pycache__/x.py", None, "def (:\n")]),
-    ("without-web-and-deploy", [
-        lambda root: [shutil.rmtree(root / part) for part in ("web", "deploy")],
-        lambda root: (root / "docker-compose.yaml").unlink(),
-    ]),
-]  # fmt: skip
+    case(
+        "init-telemetry-app-keyword",
+        [("backend/app/extra.py", None, MAIN + "app = FastAPI()\ninit_telemetry(app=app)\n")],
+    ),
+    case(
+        "attribute-call-and-alias",
+        [
+            (
+                "backend/app/extra.py",
+                None,
+                (
+                    "import fastapi\n\nfrom app.telemetry import init_telemetry as wire\n\n"
+                    "app: fastapi.FastAPI = fastapi.FastAPI()\nwire(app)\n"
+                ),
+            )
+        ],
+    ),
+    case(
+        "app-built-inside-the-call",
+        [
+            (
+                "backend/app/extra.py",
+                None,
+                (
+                    "from fastapi import FastAPI\n\nfrom . import telemetry\n\n\ndef build():\n"
+                    "    return telemetry.init_telemetry(FastAPI())\n"
+                ),
+            )
+        ],
+    ),
+    case(
+        "bare-apps-in-tests",
+        [("backend/app/tests/test_x.py", None, "from fastapi import FastAPI\n\napp = FastAPI()\n")],
+    ),
+    case(
+        "empty-env-values-mean-the-defaults",
+        [
+            (".env.example", "OTEL_SERVICE_NAME=sage-app-api", "OTEL_SERVICE_NAME="),
+            (
+                ".env.example",
+                "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318",
+                "OTEL_EXPORTER_OTLP_ENDPOINT=",
+            ),
+        ],
+    ),
+    case(
+        "api-port-moves-the-backend",
+        [
+            ("web/.env.example", "localhost:8000", "localhost:9000"),
+            (".env.example", "LOG_LEVEL=", "API_PORT=9000\nLOG_LEVEL="),
+        ],
+    ),
+    case(
+        "broken-files-in-dependency-and-build-dirs",
+        [
+            (f"{directory}/otel-collector-config.yaml", None, "receivers: [")
+            for directory in (
+                "web/node_modules/x",
+                ".venv",
+                "web/.next",
+                "dist",
+                "build",
+                "deploy/node_modules",
+            )
+        ]
+        + [("backend/app/__pycache__/x.py", None, "def (:\n")],
+    ),
+    case("without-web-and-deploy", [drop_web_and_deploy]),
+]
 
 
-@pytest.mark.parametrize("edits", [pytest.param(e, id=i) for i, e in WELL_WIRED_VARIANTS])
-def test_other_well_wired_shapes_pass(project, edits):
+@pytest.mark.parametrize(("edits", "expected"), WELL_WIRED_VARIANTS)
+def test_other_well_wired_shapes_pass(project, edits, expected):
     """It accepts other ways of passing the app, default-meaning empty values, and absent parts."""
     apply(project, edits)
 
@@ -270,7 +461,8 @@ def blocked(tmp_path: Path, module: str) -> dict[str, str]:
     """An environment in which `import <module>` fails as if it were not installed."""
     shadow = tmp_path / f"without-{module}" / module
     shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text(f'raise ModuleNotFoundError("No module named {module}", name="{module}")\n')
+    message = f"No module named {module}"
+    (shadow / "__init__.py").write_text(f"raise ModuleNotFoundError({message!r}, name={module!r})\n")
     return {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(shadow.parent)}
 
 
@@ -294,7 +486,9 @@ def test_without_pyyaml_it_says_so_in_one_line_and_exits_2(project, tmp_path):
     completed = run_check(project, env=blocked(tmp_path, "yaml"))
 
     assert completed.returncode == 2
-    assert completed.stderr == "wiring: cannot run: PyYAML is not installed (pip install pyyaml, or make install)\n"
+    assert completed.stderr == (
+        "wiring: cannot run: PyYAML is not installed (pip install pyyaml, or make install)\n"
+    )
 
 
 def test_it_checks_the_project_it_belongs_to_from_any_directory_or_the_one_it_is_given(project, tmp_path):
@@ -414,10 +608,10 @@ def test_a_bake_prints_the_wiring_check_ok(cookies, capfd):
     ("relative", "old", "new", "reported"),
     [
         pytest.param(
-            "backend/app/main.py", "    init_telemetry(app,", "    print(app,", "backend/app/main.py:", id="app"
+            "backend/app/main.py", "  init_telemetry(app,", "  print(app,", "backend/app/main.py:", id="app"
         ),
         pytest.param(
-            COLLECTOR, "endpoint: tempo:4317", "endpoint: tempo:4318", f"{COLLECTOR}: tempo:4318 uses a port", id="stack"
+            COLLECTOR, "tempo:4317", "tempo:4318", f"{COLLECTOR}: tempo:4318 uses a port", id="stack"
         ),
     ],
 )
