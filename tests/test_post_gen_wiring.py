@@ -19,7 +19,9 @@ from tests.conftest import TEMPLATE_DIR, render
 SCAFFOLD = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 HOOK_PATH = TEMPLATE_DIR / "hooks" / "post_gen_project.py"
 # Where the backend keeps its defaults; an edit of a default goes to whichever file holds it.
-BACKEND_SETTINGS = ("backend/app/telemetry/config.py", "backend/app/settings.py")
+BACKEND_SETTINGS = [
+    f"backend/app/{name}" for name in ("telemetry/config.py", "telemetry/settings.py", "settings.py")
+]
 SETTINGS = "<backend settings>"
 COLLECTOR = "deploy/config/otel-collector-config.yaml"
 
@@ -39,7 +41,8 @@ def project(rendered: Path, tmp_path: Path) -> Path:
 def edit(root: Path, relative: str, old: str, new: str) -> None:
     """Replace the first `old` in a file (which must hold it) with `new`."""
     if relative == SETTINGS:
-        relative = next(name for name in BACKEND_SETTINGS if old in (root / name).read_text(encoding="utf-8"))
+        holders = [name for name in BACKEND_SETTINGS if (root / name).is_file()]
+        relative = next(name for name in holders if old in (root / name).read_text(encoding="utf-8"))
     path = root / relative
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {relative}"
@@ -602,6 +605,19 @@ def test_a_bake_prints_the_wiring_check_ok(cookies, capfd):
 
     assert result.exit_code == 0, result.exception
     assert "wiring: OK (10 checks)" in capfd.readouterr().out
+
+
+def test_a_bake_where_only_cookiecutter_is_installed_renders_and_names_what_it_skipped(
+    cookies, capfd, monkeypatch, tmp_path
+):
+    """It renders with cookiecutter's own dependencies (PyYAML, no python-dotenv): the hook's check
+    passes on what it can read and its OK line says the .env files were not read, and why."""
+    monkeypatch.setenv("PYTHONPATH", blocked(tmp_path, "dotenv")["PYTHONPATH"])
+
+    result = cookies.bake()
+
+    assert result.exit_code == 0, result.exception
+    assert "wiring: OK (8 checks; 2 skipped: python-dotenv is not installed" in capfd.readouterr().out
 
 
 @pytest.mark.parametrize(

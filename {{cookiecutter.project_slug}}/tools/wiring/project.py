@@ -18,7 +18,9 @@ except ImportError:  # the CLI runs the checks that do not need .env files and s
 
 BACKEND_APP = Path("backend", "app")
 # Where the backend's defaults live: module constants, or fields of a settings class.
-BACKEND_SETTINGS = (BACKEND_APP / "telemetry" / "config.py", BACKEND_APP / "settings.py")
+BACKEND_SETTINGS = tuple(
+    BACKEND_APP / name for name in ("telemetry/config.py", "telemetry/settings.py", "settings.py", "config.py")
+)
 BACKEND_ENV_FILES = (Path(".env.example"), Path("backend", ".env.example"))
 COMPOSE_FILES = ("docker-compose.yaml", "docker-compose.yml", "compose.yaml", "compose.yml")
 COLLECTOR_CONFIG_NAMES = ("*collector*config*.yaml", "*collector*config*.yml")
@@ -27,10 +29,6 @@ SKIPPED_DIRS = frozenset(
     {".git", "node_modules", ".venv", "venv", ".next", "dist", "build"}
     | {"__pycache__", ".ruff_cache", ".pytest_cache", ".mypy_cache"}
 )
-
-
-class Unreadable(Exception):
-    """A file a check needs does not parse; the message is the one line to print."""
 
 
 def walk(directory: Path) -> Iterator[Path]:
@@ -64,10 +62,11 @@ def compose_environment(service: dict) -> dict[str, str]:
 
 
 def _string_default(value: ast.expr | None) -> str | None:
-    """ "x", or Field("x") / Field(default="x"): the literal default of a constant or a settings field."""
+    """The literal default of a constant or a settings field: "x", Field("x") or Field(default="x")."""
     if isinstance(value, ast.Constant) and isinstance(value.value, str):
         return value.value
-    if isinstance(value, ast.Call):
+    callee = value.func if isinstance(value, ast.Call) else None
+    if isinstance(callee, ast.Name | ast.Attribute) and getattr(callee, "id", getattr(callee, "attr", "")) == "Field":
         candidates = value.args[:1] + [keyword.value for keyword in value.keywords if keyword.arg == "default"]
         return next((found for arg in candidates if (found := _string_default(arg)) is not None), None)
     return None
