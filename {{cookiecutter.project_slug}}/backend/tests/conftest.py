@@ -7,19 +7,16 @@ The capture ignores OTEL_* variables and never installs global providers.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import pytest
+from fastapi.testclient import TestClient
+from stub_cerebe import StubCerebe  # tools/stub_cerebe.py, on pytest's pythonpath (pyproject.toml)
 
-import pytest  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from stub_cerebe import StubCerebe  # noqa: E402
-
-from app.main import create_app  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.telemetry.testing import TelemetryCapture  # noqa: E402
+from app.main import create_app
+from app.settings import Settings
+from app.telemetry.testing import TelemetryCapture
 
 
 @pytest.fixture
