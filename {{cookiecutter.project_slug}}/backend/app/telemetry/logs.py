@@ -13,15 +13,14 @@ import threading
 import time
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import format_span_id, format_trace_id
 
 from .config import TelemetrySettings
 from .scrubbing import ScrubbingLogFilter
-from .traces import signal_url
 
 # Records from these loggers describe telemetry itself; shipping them over the pipeline that
 # failed would loop, so they only go to stdout (throttled).
@@ -40,14 +39,14 @@ STDOUT_ONLY_LOGGERS = ("uvicorn.access", "gunicorn.access")
 
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
+# Extras that libraries attach for their own console output: uvicorn's `color_message` is the
+# message again with ANSI colour escapes. Never shipped, never in a JSON line.
+JUNK_EXTRAS = ("color_message",)
 
-def build_logger_provider(
-    settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter | None = None
-) -> LoggerProvider:
+
+def build_logger_provider(settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter) -> LoggerProvider:
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(
-        BatchLogRecordProcessor(exporter or OTLPLogExporter(endpoint=signal_url(settings, "logs")))
-    )
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     return provider
 
 
@@ -68,8 +67,8 @@ class JsonFormatter(logging.Formatter):
         }
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
-            entry["trace_id"] = format(context.trace_id, "032x")
-            entry["span_id"] = format(context.span_id, "016x")
+            entry["trace_id"] = format_trace_id(context.trace_id)
+            entry["span_id"] = format_span_id(context.span_id)
         for key, value in record.__dict__.items():
             if key not in _RECORD_FIELDS and not key.startswith("otel"):
                 entry[key] = value
@@ -86,8 +85,17 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         context = trace.get_current_span().get_span_context()
-        record.trace_id = format(context.trace_id, "032x") if context.is_valid else "-"
+        record.trace_id = format_trace_id(context.trace_id) if context.is_valid else "-"
         return super().format(record)
+
+
+class DropJunkExtrasFilter(logging.Filter):
+    """Removes JUNK_EXTRAS from a record before any handler formats or ships it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key in JUNK_EXTRAS:
+            record.__dict__.pop(key, None)
+        return True
 
 
 class ShipFilter(logging.Filter):
@@ -140,9 +148,10 @@ def configure_logging(settings: TelemetrySettings, logger_provider: LoggerProvid
 
         handlers.append(build_loki_handler(settings, JsonFormatter(settings.service_name)))
 
-    scrub, ship_only_app_logs = ScrubbingLogFilter(), ShipFilter()
+    scrub, drop_junk, ship_only_app_logs = ScrubbingLogFilter(), DropJunkExtrasFilter(), ShipFilter()
     for handler in handlers:
         handler.addFilter(scrub)
+        handler.addFilter(drop_junk)
         if handler is not console:
             handler.addFilter(ship_only_app_logs)
 
