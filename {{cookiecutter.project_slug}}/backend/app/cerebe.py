@@ -197,4 +197,3 @@ def _raise_for_status(status: int) -> None:
         raise CerebeError("Cerebe is rate limiting us", status_code=503, error_type="429")
     if status >= 400:
         raise CerebeError(f"Cerebe answered {status}", status_code=502, error_type=str(status))
-

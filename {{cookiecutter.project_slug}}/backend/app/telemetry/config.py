@@ -63,7 +63,9 @@ class EnvSettings(BaseSettings):
     )
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         # No .env file or secrets directory: `make run` / `make dev` export .env into the environment.
         return (init_settings,) if _GIVEN_ENVIRON.get() is not None else (init_settings, env_settings)
 
@@ -154,9 +156,7 @@ class TelemetrySettings(EnvSettings):
     """Stable HTTP and DB semantic conventions (http.server.request.duration, db.query.text, ...).
     Env: OTEL_SEMCONV_STABILITY_OPT_IN."""
 
-    header_sanitize_fields: str = Field(
-        "", validation_alias=OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS
-    )
+    header_sanitize_fields: str = Field("", validation_alias=OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
     """Comma-separated header names redacted besides scrubbing.SENSITIVE_HEADERS.
     Env: OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS."""
 

@@ -30,7 +30,6 @@ from .config import TelemetrySettings
 # How long shutdown tries to connect before it calls the collector down and skips the flush.
 PROBE_TIMEOUT = 0.25
 
-_internal = logging.getLogger("app.telemetry.export")
 Result = TypeVar("Result")
 
 
@@ -60,6 +59,8 @@ class ExportHealth(logging.Filter):
         self._sdk_logger.addFilter(self)
         self._exporting = threading.local()
         self._reason: str | None = None
+        # A logger per signal: the internal-log throttle (logs.py) keys on logger and message.
+        self._say = logging.getLogger(f"app.telemetry.export.{signal}")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.skip and not getattr(self._exporting, "active", False):
@@ -82,23 +83,24 @@ class ExportHealth(logging.Filter):
     def observe(self, ok: bool, reason: str | None = None) -> None:
         if ok and self.failing:
             self.failing = False
-            _internal.warning("Exporting %s to %s again", self.signal, self.url)
+            self._say.warning("Exporting %s to %s again", self.signal, self.url)
         elif not ok and not self.failing:
             self.failing = True
-            _internal.warning(
+            self._say.warning(
                 "Cannot export %s to %s (%s); dropping them until it answers",
                 self.signal,
                 self.url,
                 reason or self._reason or "export failed",
             )
 
-    def prepare_shutdown(self) -> None:
-        """A collector that failed the last export, or refuses connections now, gets no flush:
-        the exporter would retry until its deadline for nothing."""
+    def gives_up_at_shutdown(self) -> bool:
+        """True (and said once) when the last export failed or the collector refuses connections
+        now: flushing would only retry until the deadline."""
         if not self.failing and not _refuses_connections(self.url):
-            return
+            return False
         self.observe(False, "not reachable at shutdown")
         self.skip = True
+        return True
 
     def detach(self) -> None:
         self._sdk_logger.removeFilter(self)
@@ -157,7 +159,9 @@ class OtlpExporters:
 
         built = cls()
         if spans:
-            built.spans = HealthSpanExporter(health("traces", OTLPSpanExporter), endpoint=signal_url(settings, "traces"))
+            built.spans = HealthSpanExporter(
+                health("traces", OTLPSpanExporter), endpoint=signal_url(settings, "traces")
+            )
         if logs:
             built.logs = HealthLogExporter(health("logs", OTLPLogExporter), endpoint=signal_url(settings, "logs"))
         if metrics:
@@ -170,18 +174,24 @@ class OtlpExporters:
         return [exporter for exporter in (self.spans, self.logs, self.metrics) if exporter is not None]
 
     def prepare_shutdown(self) -> None:
+        """Exporters of an unreachable collector stop now, an export in progress included."""
         for exporter in self.all():
-            exporter.health.prepare_shutdown()
+            if exporter.health.gives_up_at_shutdown():
+                _quietly_shut_down(exporter)
 
     def abort(self) -> None:
         """Past the shutdown deadline: stop the exporters' retries."""
         for exporter in self.all():
             exporter.health.skip = True
-            try:
-                exporter.shutdown()
-            except Exception:  # noqa: BLE001 - shutting down; nothing left to protect but the exit
-                pass
+            _quietly_shut_down(exporter)
 
     def detach(self) -> None:
         for exporter in self.all():
             exporter.health.detach()
+
+
+def _quietly_shut_down(exporter: Any) -> None:
+    try:
+        exporter.shutdown()
+    except Exception:  # noqa: BLE001 - shutting down; nothing left to protect but the exit
+        pass

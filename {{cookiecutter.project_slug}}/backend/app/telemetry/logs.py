@@ -44,7 +44,9 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) 
 JUNK_EXTRAS = ("color_message",)
 
 
-def build_logger_provider(settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter) -> LoggerProvider:
+def build_logger_provider(
+    settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter
+) -> LoggerProvider:
     provider = LoggerProvider(resource=resource)
     provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     return provider

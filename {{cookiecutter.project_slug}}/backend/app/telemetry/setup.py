@@ -156,4 +156,3 @@ def _shutdown_with_lifespan(app: FastAPI, telemetry: Telemetry) -> None:
             await anyio.to_thread.run_sync(telemetry.shutdown)
 
     app.router.lifespan_context = lifespan
-

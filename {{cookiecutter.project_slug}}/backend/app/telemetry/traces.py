@@ -98,4 +98,3 @@ def uninstrument() -> None:
     for instrumentor in (HTTPXClientInstrumentor(), SQLAlchemyInstrumentor()):
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
-
