@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -194,11 +195,30 @@ def test_loki_handler_drops_instead_of_growing_when_loki_is_down(caplog: pytest.
             handler.handle(_record(i))
             assert handler.queue.qsize() <= 50
         handler.close()
-    assert handler.dropped + handler.pusher.dropped == 5000
+    assert handler.dropped == 5000
     assert handler.pusher.pushes == 0
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
         "Cannot push logs to Loki at http://127.0.0.1:9/loki/api/v1/push"
     ]
+
+
+def test_a_forked_child_pushes_its_own_records(loki_sink: str) -> None:
+    """After fork (gunicorn --preload), the child gets its own queue, thread and connections."""
+    handler = _loki_handler(loki_sink, batch_size=1000)
+    handler.handle(_record(0))
+    child = os.fork()
+    if child == 0:  # the child: log, push at close, leave without running the parent's cleanup
+        try:
+            handler.handle(_record(1))
+            handler.close()
+        finally:
+            os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+    handler.close()
+    pushed = sorted(
+        json.loads(line)["message"] for push in _LokiSink.pushes for s in push["streams"] for _, line in s["values"]
+    )
+    assert pushed == ["line 0", "line 1"], "the child pushes only its own record, the parent its own"
 
 
 def test_loki_handler_close_twice_is_harmless(loki_sink: str) -> None:

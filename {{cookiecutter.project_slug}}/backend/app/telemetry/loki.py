@@ -153,7 +153,7 @@ class LokiHandler(QueueHandler):
     def __init__(self, pusher: LokiPusher, *, max_queue: int = 10_000, timeout: float = PUSH_TIMEOUT) -> None:
         super().__init__(queue.Queue(max_queue))
         self.pusher = pusher
-        self.dropped = 0
+        self.queue_full_drops = 0
         self._timeout = timeout
         self.listener: _BatchingListener | None = _BatchingListener(self.queue, pusher)
         self.listener.start()
@@ -164,7 +164,12 @@ class LokiHandler(QueueHandler):
         try:
             self.queue.put_nowait(record)
         except queue.Full:
-            self.dropped += 1
+            self.queue_full_drops += 1
+
+    @property
+    def dropped(self) -> int:
+        """Records lost: the queue was full, or their push failed or came too late at shutdown."""
+        return self.queue_full_drops + self.pusher.dropped
 
     def close(self) -> None:
         """Pushes what is queued, giving up after the push timeout, then stops the thread. Idempotent:
