@@ -288,3 +288,71 @@ def test_per_signal_endpoint_wins_over_the_base_endpoint() -> None:
     )
     assert signal_url(settings, "traces") == "http://t:4318/x"
     assert signal_url(settings, "logs") == "http://c:4318/v1/logs"
+
+
+class _Collector(BaseHTTPRequestHandler):
+    status = 400
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_failing_collector_is_said_once_per_outage_and_its_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Three failed exports: one WARNING naming the signal and the SDK's reason, none of the SDK's
+    own lines; the first export that gets through again says so, once."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from app.telemetry.exporters import OtlpExporters
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Collector.status = 400
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    otlp = OtlpExporters.build(
+        TelemetrySettings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}), spans=True, logs=False, metrics=False
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            assert [otlp.spans.export([]) for _ in range(3)] == [SpanExportResult.FAILURE] * 3
+            _Collector.status = 200
+            assert otlp.spans.export([]) == otlp.spans.export([]) == SpanExportResult.SUCCESS
+    finally:
+        otlp.detach()
+        server.shutdown()
+    said = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert [(name, level) for name, level, _ in said] == [("app.telemetry.export.traces", "WARNING")] * 2, said
+    assert (
+        said[0][2].startswith(f"Cannot export traces to {endpoint}/v1/traces (Failed to export") and "400" in said[0][2]
+    )
+    assert said[1][2] == f"Exporting traces to {endpoint}/v1/traces again"
+
+
+DROPPING = "dropping them until it answers"
+
+
+def test_shutdown_skips_the_flush_of_a_collector_that_refuses_connections(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens at the endpoint: shutdown says so once per signal and exports fail at once."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from app.telemetry.exporters import OtlpExporters
+
+    otlp = OtlpExporters.build(
+        TelemetrySettings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}),
+        spans=True,
+        logs=True,
+        metrics=False,
+    )
+    with caplog.at_level(logging.WARNING):
+        otlp.prepare_shutdown()
+        assert otlp.spans.export([]) == SpanExportResult.FAILURE
+    otlp.detach()
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        f"Cannot export {signal} to http://127.0.0.1:9/v1/{signal} (not reachable at shutdown); {DROPPING}"
+        for signal in ("logs", "traces")
+    ]

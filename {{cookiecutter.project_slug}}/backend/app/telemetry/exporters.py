@@ -27,8 +27,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .config import TelemetrySettings
 
-# How long shutdown tries to connect before it calls the collector down and skips the flush.
-PROBE_TIMEOUT = 0.25
+# How long shutdown tries to connect to a collector it has not heard from; only a refused
+# connection (or an unknown host) skips the flush, a slow one still gets the bounded flush.
+PROBE_TIMEOUT = 1.0
 
 Result = TypeVar("Result")
 
@@ -93,10 +94,10 @@ class ExportHealth(logging.Filter):
                 reason or self._reason or "export failed",
             )
 
-    def gives_up_at_shutdown(self) -> bool:
+    def gives_up_at_shutdown(self, refuses_connections: Callable[[str], bool]) -> bool:
         """True (and said once) when the last export failed or the collector refuses connections
         now: flushing would only retry until the deadline."""
-        if not self.failing and not _refuses_connections(self.url):
+        if not self.failing and not refuses_connections(self.url):
             return False
         self.observe(False, "not reachable at shutdown")
         self.skip = True
@@ -112,8 +113,10 @@ def _refuses_connections(url: str) -> bool:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         with socket.create_connection((parts.hostname or "localhost", port), timeout=PROBE_TIMEOUT):
             return False
-    except (OSError, ValueError):
+    except (ConnectionRefusedError, socket.gaierror, ValueError):
         return True
+    except OSError:  # slow, filtered or timed out: let the bounded flush try
+        return False
 
 
 class HealthSpanExporter(OTLPSpanExporter):
@@ -175,8 +178,16 @@ class OtlpExporters:
 
     def prepare_shutdown(self) -> None:
         """Exporters of an unreachable collector stop now, an export in progress included."""
+        probed: dict[str, bool] = {}  # one probe per host:port (the signals usually share one)
+
+        def refuses_connections(url: str) -> bool:
+            netloc = urlsplit(url).netloc
+            if netloc not in probed:
+                probed[netloc] = _refuses_connections(url)
+            return probed[netloc]
+
         for exporter in self.all():
-            if exporter.health.gives_up_at_shutdown():
+            if exporter.health.gives_up_at_shutdown(refuses_connections):
                 _quietly_shut_down(exporter)
 
     def abort(self) -> None:
