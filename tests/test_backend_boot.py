@@ -7,6 +7,7 @@ The OTLP receiver decodes protobuf as a collector would; the Loki receiver decod
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def boot(default_project: Path, backend_python: Path, tmp_path_factory: pytest.T
         env = clean_env(
             OTEL_EXPORTER_OTLP_ENDPOINT=otlp.endpoint,
             LOKI_URL=loki.url,
+            # Every record of the run fits one batch and no timer fires: exactly one push, at shutdown.
+            LOKI_BATCH_SIZE="1000",
+            LOKI_FLUSH_INTERVAL="3600",
             CEREBE_BASE_URL=llm.url,
             CEREBE_API_KEY="boot-test-key",
             DATABASE_URL=f"sqlite:///{workdir / 'boot.db'}",
@@ -152,6 +156,15 @@ def test_stdout_json_lines_carry_the_trace_id(boot: BootRun) -> None:
     )
 
 
+def test_stdout_json_lines_carry_no_console_junk(boot: BootRun) -> None:
+    """No ANSI colour escapes and no uvicorn `color_message` in the JSON lines; every line is JSON."""
+    lines = [line for line in boot.output.splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in lines), [line for line in lines if not line.startswith("{")]
+    assert "\x1b" not in boot.output and "\\u001b" not in boot.output
+    assert not [line for line in lines if "color_message" in json.loads(line)]
+    assert any(json.loads(line)["message"].startswith("Uvicorn running on") for line in lines)
+
+
 def test_http_server_duration_metric_arrived(boot: BootRun) -> None:
     """http.server.request.duration arrived as a histogram with a point for /api/chat."""
     (duration,) = [m for m in boot.metrics if m.name == "http.server.request.duration"]
@@ -168,7 +181,7 @@ def test_loki_gets_the_line_with_trace_id_in_it_and_not_as_a_label(boot: BootRun
     assert json.loads(stored[0].line)["trace_id"] == TRACE_ID
     assert set(stored[0].labels) == {"service", "env", "level"}
     assert all("trace_id" not in e.labels and TRACE_ID not in e.labels.values() for e in boot.loki)
-    assert boot.loki_pushes < len(boot.loki), "records are batched, not one POST each"
+    assert boot.loki_pushes == 1 < len(boot.loki), "the run's records are batched into one push at shutdown"
 
 
 def test_graceful_stop_loses_no_finished_request_span(boot: BootRun) -> None:
@@ -189,3 +202,39 @@ def test_resource_names_the_service(boot: BootRun) -> None:
     assert resource["service.namespace"] == "sage-app"
     assert resource["deployment.environment.name"] == "local"
     assert resource["service.version"] == "0.1.0"
+
+
+EXIT_SCRIPT = """
+import logging
+from app.main import create_app
+
+app = create_app()
+logging.getLogger("app.exit_check").warning("logged just before a normal exit")
+"""
+
+
+def test_interpreter_exit_flushes_loki_and_prints_no_traceback(
+    default_project: Path, backend_python: Path, tmp_path: Path
+) -> None:
+    """A process that builds the app (LOKI_URL and an OTLP endpoint set), logs and exits normally
+    pushes its line at exit and prints no traceback and no "Exception ignored" (issue: a handler
+    attribute clashing with logging.Handler's own `_closed` crashed logging.shutdown at exit)."""
+    with OtlpReceiver() as otlp, LokiReceiver() as loki:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp.endpoint,
+            LOKI_URL=loki.url,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'exit.db'}",
+        )
+        done = subprocess.run(
+            [str(backend_python), "-c", EXIT_SCRIPT],
+            cwd=default_project / "backend",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output
+        assert "Traceback" not in output and "Exception ignored" not in output, output
+        assert [e.line for e in loki.entries() if "logged just before a normal exit" in e.line], output
+        assert [r for r in otlp.logs() if r.body == "logged just before a normal exit"], output

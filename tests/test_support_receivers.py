@@ -22,15 +22,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from tests.support.loki_receiver import LokiReceiver
 from tests.support.otlp_receiver import OtlpReceiver
 
-BVENV_PYTHON = Path("/tmp/bvenv/bin/python")
-needs_bvenv = pytest.mark.skipif(
-    not BVENV_PYTHON.exists(), reason="needs /tmp/bvenv (OTel SDK, logging-loki)"
-)
-
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
 
-# Runs in /tmp/bvenv: the real SDK and OTLP/HTTP exporters, pointed at the receiver (argv[1]).
+# Runs in the rendered backend's venv: the real SDK and OTLP/HTTP exporters, aimed at the receiver (argv[1]).
 OTEL_SDK_SCRIPT = r"""
 import json, logging, sys
 from opentelemetry import trace
@@ -84,20 +79,26 @@ tp.shutdown(); lp.shutdown(); mp.shutdown()
 print(json.dumps(ids))
 """
 
+# Runs in the rendered backend (cwd backend/): its own Loki pusher, both records in one push.
 LOKI_SCRIPT = r"""
-import logging, sys, logging_loki
-handler = logging_loki.LokiHandler(url=sys.argv[1], tags={"app": "sage"}, version="1")
+import logging, sys
+from app.telemetry.loki import LokiHandler, LokiPusher
+handler = LokiHandler(LokiPusher(sys.argv[1], {"app": "sage"}, batch_size=2, flush_interval=3600))
 log = logging.getLogger("oracle.loki")
 log.propagate = False
 log.addHandler(handler)
 log.warning("hello loki %s", "world")
 log.error("second line")
+handler.close()
 """
 
 
-def run_bvenv(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+def run_in_backend_venv(
+    python: Path, script: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> str:
     proc = subprocess.run(
-        [str(BVENV_PYTHON), "-c", script, *args],
+        [str(python), "-c", script, *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -108,12 +109,13 @@ def run_bvenv(script: str, *args: str, env: dict[str, str] | None = None) -> str
     return proc.stdout
 
 
-@needs_bvenv
 @pytest.mark.parametrize("compression", ["none", "gzip"])
-def test_otlp_receiver_decodes_sdk_spans_logs_and_histogram(compression: str) -> None:
+def test_otlp_receiver_decodes_sdk_spans_logs_and_histogram(compression: str, backend_python: Path) -> None:
     """Spans, a correlated log and a histogram exported by the real SDK decode with matching ids."""
     with OtlpReceiver() as rx:
-        out = run_bvenv(OTEL_SDK_SCRIPT, rx.endpoint, env={"OTEL_EXPORTER_OTLP_COMPRESSION": compression})
+        out = run_in_backend_venv(
+            backend_python, OTEL_SDK_SCRIPT, rx.endpoint, env={"OTEL_EXPORTER_OTLP_COMPRESSION": compression}
+        )
         ids = json.loads(out)
         rx.assert_no_errors()
 
@@ -365,19 +367,18 @@ def test_otlp_concurrent_exports_are_all_counted_and_kept() -> None:
         )
 
 
-@needs_bvenv
-def test_loki_receiver_decodes_python_logging_loki_pushes() -> None:
-    """python-logging-loki's LokiHandler (version 1) pushes decode to labelled entries, one POST each."""
+def test_loki_receiver_decodes_the_backends_own_pushes(backend_python: Path, default_project: Path) -> None:
+    """The rendered backend's Loki pusher (telemetry/loki.py): labelled entries, both in one POST."""
     with LokiReceiver() as rx:
         before = time.time_ns()
-        run_bvenv(LOKI_SCRIPT, rx.push_url)
+        run_in_backend_venv(backend_python, LOKI_SCRIPT, rx.push_url, cwd=default_project / "backend")
         rx.assert_no_errors()
-        first, second = rx.entries()
-        assert first.labels == {"app": "sage", "severity": "warning", "logger": "oracle.loki"}
+        first, second = sorted(rx.entries(), key=lambda entry: entry.ts_ns)
+        assert first.labels == {"app": "sage", "level": "warning"}
         assert (first.line, first.metadata) == ("hello loki world", {})
         assert before <= first.ts_ns <= second.ts_ns <= time.time_ns()
-        assert (second.labels["severity"], second.line) == ("error", "second line")
-        assert rx.pushes == 2  # one POST per record: no batching
+        assert (second.labels["level"], second.line) == ("error", "second line")
+        assert rx.pushes == 1  # batched: one POST for both records
 
 
 def test_loki_push_with_structured_metadata_and_gzip_decodes() -> None:

@@ -10,22 +10,21 @@ up as a second span.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from opentelemetry.util.genai.invocation import InferenceInvocation
 
 from .settings import Settings
-from .telemetry.llm import LLMTelemetry
+from .telemetry.llm import LLMCall, LLMTelemetry
 
 
 class CerebeError(Exception):
-    """A failed call, with the status the API should answer and a short `error.type`."""
+    """A failed call, with the status the API should answer and a short `error.type` (which the
+    LLM span and the llm.call record take as outcome)."""
 
     def __init__(self, message: str, *, status_code: int, error_type: str) -> None:
         super().__init__(message)
@@ -64,8 +63,10 @@ class CerebeClient:
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
 
-    def _start(self, messages: list[dict[str, str]], model: str, conversation_id: str | None, **params: Any):
-        return self._llm.chat(
+    def _call(
+        self, messages: list[dict[str, str]], model: str, conversation_id: str | None, **params: Any
+    ) -> AbstractContextManager[LLMCall]:
+        return self._llm.call(
             provider=self._settings.cerebe_provider,
             model=model,
             server_address=self._host,
@@ -82,7 +83,7 @@ class CerebeClient:
 
     def _headers(self) -> dict[str, str]:
         key = self._settings.cerebe_api_key
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
 
     async def chat(
         self,
@@ -94,29 +95,21 @@ class CerebeClient:
         max_tokens: int | None = None,
     ) -> ChatReply:
         model = model or self._settings.cerebe_model
-        started = time.perf_counter()
-        call = self._start(messages, model, conversation_id, temperature=temperature, max_tokens=max_tokens)
-        try:
+        with self._call(messages, model, conversation_id, temperature=temperature, max_tokens=max_tokens) as call:
             payload = self._payload(messages, model, temperature=temperature, max_tokens=max_tokens)
             body = await self._post(payload)
             try:
                 content = body["choices"][0]["message"]["content"]
             except (KeyError, IndexError, TypeError):
                 raise _malformed("no message") from None
-            cost = self._llm.record_response(call, body)
-            reply = ChatReply(
+            cost = call.record_response(body)
+            return ChatReply(
                 content=content if isinstance(content, str) else str(content),
                 model=body.get("model") or model,
                 input_tokens=call.input_tokens,
                 output_tokens=call.output_tokens,
                 cost_usd=cost,
             )
-        except BaseException as exc:
-            self._end_failed(call, exc, conversation_id, started)
-            raise
-        self._llm.log_call(call, conversation_id=conversation_id, latency_ms=_ms(started), cost_usd=cost, outcome="ok")
-        call.stop()
-        return reply
 
     async def chat_stream(
         self,
@@ -128,11 +121,9 @@ class CerebeClient:
     ) -> AsyncIterator[str]:
         """Yields text chunks; usage comes from the final chunk (`stream_options.include_usage`)."""
         model = model or self._settings.cerebe_model
-        started = time.perf_counter()
-        call = self._start(messages, model, conversation_id, stream=True)
         payload = self._payload(messages, model, stream=True, stream_options={"include_usage": True})
         response_model, response_id, reasons, usage = model, None, [], None
-        try:
+        with self._call(messages, model, conversation_id, stream=True) as call:
             async with self._open_stream(payload) as response:
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
@@ -152,36 +143,14 @@ class CerebeClient:
                             reasons.append(choice["finish_reason"])
                         text = (choice.get("delta") or {}).get("content")
                         if text:
-                            call.record_stream_chunk()
+                            call.record_chunk()
                             result.chunks.append(text)
                             yield text
             content = "".join(result.chunks)
-            cost = self._llm.record_result(
-                call,
-                model=response_model,
-                response_id=response_id,
-                finish_reasons=reasons,
-                usage=usage,
-                content=content,
+            cost = call.record_result(
+                model=response_model, response_id=response_id, finish_reasons=reasons, usage=usage, content=content
             )
             result.reply = ChatReply(content, response_model, call.input_tokens, call.output_tokens, cost)
-        except BaseException as exc:
-            self._end_failed(call, exc, conversation_id, started)
-            raise
-        self._llm.log_call(call, conversation_id=conversation_id, latency_ms=_ms(started), cost_usd=cost, outcome="ok")
-        call.stop()
-
-    def _end_failed(
-        self, call: InferenceInvocation, exc: BaseException, conversation_id: str | None, started: float
-    ) -> None:
-        if isinstance(exc, CerebeError):
-            error_type, message = exc.error_type, str(exc)
-        else:
-            error_type, message = type(exc).__qualname__, str(exc) or type(exc).__qualname__
-        self._llm.log_call(
-            call, conversation_id=conversation_id, latency_ms=_ms(started), cost_usd=None, outcome=error_type
-        )
-        self._llm.fail(call, error_type, message)
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         with _transport_errors():
@@ -228,7 +197,3 @@ def _raise_for_status(status: int) -> None:
         raise CerebeError("Cerebe is rate limiting us", status_code=503, error_type="429")
     if status >= 400:
         raise CerebeError(f"Cerebe answered {status}", status_code=502, error_type=str(status))
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000

@@ -27,7 +27,9 @@ def stub_cerebe() -> Iterator[StubCerebe]:
 
 @pytest.fixture
 def settings(stub_cerebe: StubCerebe, tmp_path: Path) -> Settings:
-    return Settings(
+    # Only these values and the defaults: the developer's own environment does not leak in.
+    return Settings.from_env(
+        {},
         database_url=f"sqlite:///{tmp_path / 'test.db'}",
         cerebe_base_url=stub_cerebe.url,
         cerebe_api_key="test-key-not-secret",

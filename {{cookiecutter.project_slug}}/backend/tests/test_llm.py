@@ -128,13 +128,13 @@ def test_unknown_model_has_no_cost_but_the_call_succeeds(
     client_for: Callable[..., TestClient], settings, telemetry_capture: TelemetryCapture
 ) -> None:
     """A model the price table does not know: 200, tokens recorded, no cost attribute."""
-    from dataclasses import replace
-
     from fastapi.testclient import TestClient as Client
 
     from app.main import create_app
 
-    app = create_app(replace(settings, cerebe_model="in-house-model-7b"), telemetry_options=telemetry_capture.options())
+    app = create_app(
+        settings.model_copy(update={"cerebe_model": "in-house-model-7b"}), telemetry_options=telemetry_capture.options()
+    )
     telemetry_capture.attach(app)
     with Client(app) as client:
         assert client.post("/api/chat", json={"conversation_id": "u1", "message": "hi"}).status_code == 200

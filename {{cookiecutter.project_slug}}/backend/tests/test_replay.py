@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -80,13 +79,14 @@ def builtin_replay(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def replay_client(settings, telemetry_capture) -> TestClient:
     application = create_app(
-        replace(
-            settings,
-            replay_viewer_token="op-token",
-            replay_max_session_bytes=4096,
-            replay_chunks_per_minute=50,
-            # The app purges on start-up too; a year keeps it off the chunks these tests plant.
-            replay_retention_hours=24 * 365,
+        settings.model_copy(
+            update=dict(
+                replay_viewer_token="op-token",
+                replay_max_session_bytes=4096,
+                replay_chunks_per_minute=50,
+                # The app purges on start-up too; a year keeps it off the chunks these tests plant.
+                replay_retention_hours=24 * 365,
+            )
         ),
         telemetry_options=telemetry_capture.options(),
     )

@@ -106,6 +106,22 @@ def test_health_checks_are_not_traced(client: TestClient, telemetry_capture: Tel
     assert [s for s in telemetry_capture.spans() if s.kind == SpanKind.SERVER] == []
 
 
+def test_otel_python_fastapi_excluded_urls_replaces_the_default_list(
+    settings, telemetry_capture: TelemetryCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_PYTHON_FASTAPI_EXCLUDED_URLS, when set, wins: /healthz is traced, the listed routes are not."""
+    from app.main import create_app
+    from app.telemetry.config import TelemetrySettings
+
+    monkeypatch.setenv("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "/api/conversations/.*")
+    options = {**telemetry_capture.options(), "settings": TelemetrySettings.from_env(sdk_disabled=False)}
+    app = telemetry_capture.attach(create_app(settings, telemetry_options=options))
+    with TestClient(app) as client:
+        assert client.get("/api/conversations/nope").status_code == 404
+        assert client.get("/healthz").status_code == 200
+    assert [s.name for s in telemetry_capture.spans() if s.kind == SpanKind.SERVER] == ["GET /healthz"]
+
+
 def test_credentials_never_reach_spans_or_logs(
     client_for: Callable[..., TestClient], telemetry_capture: TelemetryCapture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

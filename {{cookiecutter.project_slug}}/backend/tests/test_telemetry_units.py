@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from app.telemetry.config import TelemetrySettings
+from app.settings import Settings
+from app.telemetry.config import SettingsError, TelemetrySettings
 from app.telemetry.llm import PriceTable
 from app.telemetry.logs import JsonFormatter
-from app.telemetry.loki import LokiBatchHandler
+from app.telemetry.loki import LokiHandler, LokiPusher
 from app.telemetry.replay import session_attributes
 from app.telemetry.scrubbing import REDACTED, scrub_text
 
@@ -89,9 +91,13 @@ def test_json_log_line_carries_the_active_span_ids() -> None:
 
 class _LokiSink(BaseHTTPRequestHandler):
     pushes: list[dict] = []
+    entered = threading.Event()  # set when a push arrives
+    release = threading.Event()  # a push is answered only once this is set
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).entered.set()
+        type(self).release.wait(30)
         type(self).pushes.append(json.loads(body))
         self.send_response(204)
         self.end_headers()
@@ -100,43 +106,129 @@ class _LokiSink(BaseHTTPRequestHandler):
         pass
 
 
-def test_loki_handler_batches_and_keeps_trace_id_out_of_labels() -> None:
-    """Many records go out in few pushes; labels are service/env/level only."""
+@pytest.fixture
+def loki_sink():
+    """A Loki push endpoint that answers every push at once (unless a test clears `release`)."""
     _LokiSink.pushes = []
+    _LokiSink.entered.clear()
+    _LokiSink.release.set()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _LokiSink)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    handler = LokiBatchHandler(
-        f"http://127.0.0.1:{server.server_address[1]}/loki/api/v1/push",
-        {"service": "svc", "env": "test"},
-        flush_interval=0.05,
+    yield f"http://127.0.0.1:{server.server_address[1]}/loki/api/v1/push"
+    _LokiSink.release.set()
+    server.shutdown()
+
+
+def _loki_handler(url: str, *, batch_size: int, max_queue: int = 10_000, labels=None) -> LokiHandler:
+    # An hour: a batch goes out only when full or at close, whatever the machine's speed.
+    # Generous timeouts: a push held back by the test, or a slow machine, must not fail one.
+    pusher = LokiPusher(
+        url, labels or {"service": "svc", "env": "test"}, batch_size=batch_size, flush_interval=3600, timeout=30
     )
+    handler = LokiHandler(pusher, max_queue=max_queue, timeout=30)
     handler.setFormatter(JsonFormatter("svc"))
+    return handler
+
+
+def _record(i: int, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("app", level, __file__, 1, "line %d", (i,), None)
+
+
+def test_loki_handler_batches_and_keeps_trace_id_out_of_labels(loki_sink: str) -> None:
+    """200 records with a batch size of 50 are exactly 4 pushes; labels are service/env/level only."""
+    handler = _loki_handler(loki_sink, batch_size=50)
     tracer = TracerProvider().get_tracer(__name__)
     with tracer.start_as_current_span("work") as span:
         for i in range(200):
-            record = logging.LogRecord("app", logging.INFO, __file__, 1, "line %d", (i,), None)
+            record = _record(i)
             record.tags = {"trace_id": "must-not-become-a-label"}
             handler.handle(record)
     handler.close()
-    server.shutdown()
 
     streams = [stream for push in _LokiSink.pushes for stream in push["streams"]]
     lines = [json.loads(line) for stream in streams for _, line in stream["values"]]
-    assert len(lines) == 200
-    assert len(_LokiSink.pushes) < 20
+    assert [line["message"] for line in lines] == [f"line {i}" for i in range(200)]
+    assert len(_LokiSink.pushes) == 4
     assert all(stream["stream"] == {"service": "svc", "env": "test", "level": "info"} for stream in streams)
     assert {line["trace_id"] for line in lines} == {format(span.get_span_context().trace_id, "032x")}
 
 
-def test_loki_handler_drops_instead_of_growing_when_loki_is_down() -> None:
-    """With nothing listening, the queue stays bounded and emit never raises."""
-    handler = LokiBatchHandler("http://127.0.0.1:9/loki/api/v1/push", {"service": "s"}, max_queue=50, timeout=0.2)
-    handler.setFormatter(JsonFormatter("svc"))
-    for i in range(5000):
-        handler.handle(logging.LogRecord("app", logging.INFO, __file__, 1, "x %d", (i,), None))
-    assert handler._queue.qsize() <= 50
-    assert handler.dropped > 0
+def test_loki_pusher_blocked_by_a_slow_loki_queues_boundedly_then_pushes_in_batches(loki_sink: str) -> None:
+    """While a push hangs, logging never blocks: the queue fills to its bound, the rest is counted
+    as dropped, and once Loki answers the queued records go out in full batches."""
+    _LokiSink.release.clear()
+    handler = _loki_handler(loki_sink, batch_size=10, max_queue=100)
+    for i in range(10):
+        handler.handle(_record(i))
+    assert _LokiSink.entered.wait(10), "the first full batch is pushed"
+    for i in range(10, 160):  # the listener is stuck in the first push: 100 fit, 50 do not
+        handler.handle(_record(i))
+    assert (handler.queue.qsize(), handler.dropped) == (100, 50)
+    _LokiSink.release.set()
     handler.close()
+
+    lines = [
+        json.loads(line)["message"] for push in _LokiSink.pushes for s in push["streams"] for _, line in s["values"]
+    ]
+    assert lines == [f"line {i}" for i in range(110)]
+    assert [sum(len(s["values"]) for s in push["streams"]) for push in _LokiSink.pushes] == [10] * 11
+    assert handler.pusher.pushes == 11 and handler.pusher.dropped == 0
+
+
+def test_loki_push_puts_each_level_in_its_own_stream(loki_sink: str) -> None:
+    """One push carries one stream per level, labelled service, env and level."""
+    handler = _loki_handler(loki_sink, batch_size=1000)
+    handler.handle(_record(1, logging.INFO))
+    handler.handle(_record(2, logging.ERROR))
+    handler.close()
+    ((push),) = _LokiSink.pushes
+    assert sorted(s["stream"]["level"] for s in push["streams"]) == ["error", "info"]
+    assert all(set(s["stream"]) == {"service", "env", "level"} for s in push["streams"])
+
+
+def test_loki_handler_drops_instead_of_growing_when_loki_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    """With nothing listening, the queue stays bounded, emit never raises, every record is counted
+    as dropped, and the outage is said once, not once per batch."""
+    handler = _loki_handler("http://127.0.0.1:9/loki/api/v1/push", batch_size=10, max_queue=50)
+    with caplog.at_level(logging.WARNING, logger="app.telemetry.loki"):
+        for i in range(5000):
+            handler.handle(_record(i))
+            assert handler.queue.qsize() <= 50
+        handler.close()
+    assert handler.dropped == 5000
+    assert handler.pusher.pushes == 0
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "Cannot push logs to Loki at http://127.0.0.1:9/loki/api/v1/push"
+    ]
+
+
+def test_a_forked_child_pushes_its_own_records(loki_sink: str) -> None:
+    """After fork (gunicorn --preload), the child gets its own queue, thread and connections."""
+    handler = _loki_handler(loki_sink, batch_size=1000)
+    handler.handle(_record(0))
+    child = os.fork()
+    if child == 0:  # the child: log, push at close, leave without running the parent's cleanup
+        try:
+            handler.handle(_record(1))
+            handler.close()
+        finally:
+            os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+    handler.close()
+    pushed = sorted(
+        json.loads(line)["message"] for push in _LokiSink.pushes for s in push["streams"] for _, line in s["values"]
+    )
+    assert pushed == ["line 0", "line 1"], "the child pushes only its own record, the parent its own"
+
+
+def test_loki_handler_close_twice_is_harmless(loki_sink: str) -> None:
+    """logging.shutdown() closes every handler again at interpreter exit: the second close is a no-op."""
+    handler = _loki_handler(loki_sink, batch_size=1000)
+    handler.handle(_record(1))
+    handler.close()
+    handler.close()
+    handler.pusher.close()
+    assert len(_LokiSink.pushes) == 1
 
 
 def test_settings_reject_a_bad_sample_ratio() -> None:
@@ -149,3 +241,118 @@ def test_otel_service_name_wins_over_the_argument() -> None:
     """A deployment renames the service with OTEL_SERVICE_NAME."""
     assert TelemetrySettings.from_env({"OTEL_SERVICE_NAME": "renamed"}, service_name="coded").service_name == "renamed"
     assert TelemetrySettings.from_env({}, service_name="coded").service_name == "coded"
+
+
+def test_bad_settings_fail_with_one_line_naming_the_variable() -> None:
+    """Each bad value is named by its environment variable, on one line, with the rule it broke."""
+    with pytest.raises(SettingsError) as error:
+        TelemetrySettings.from_env({"LOKI_BATCH_SIZE": "lots", "OTEL_SDK_DISABLED": "maybe", "LOG_LEVEL": "LOUD"})
+    message = str(error.value)
+    assert "\n" not in message
+    assert (
+        "LOKI_BATCH_SIZE='lots'" in message and "OTEL_SDK_DISABLED='maybe'" in message and "LOG_LEVEL='LOUD'" in message
+    )
+    with pytest.raises(SettingsError, match=r"^CEREBE_TIMEOUT='-1': Input should be greater than 0$"):
+        Settings.from_env({"CEREBE_TIMEOUT": "-1"})
+
+
+def test_settings_read_the_environment_and_ignore_empty_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variables set in the process environment are read; an empty one means "use the default"."""
+    monkeypatch.setenv("CHAT_HISTORY_LIMIT", "7")
+    monkeypatch.setenv("REPLAY_ALLOWED_ORIGINS", "https://a.example/, https://b.example")
+    monkeypatch.setenv("CEREBE_BASE_URL", "http://llm.local/")
+    monkeypatch.setenv("CEREBE_MODEL", "")
+    settings = Settings.from_env()
+    assert settings.history_limit == 7
+    assert settings.replay_allowed_origins == ("https://a.example", "https://b.example")
+    assert settings.cerebe_base_url == "http://llm.local"
+    assert settings.cerebe_model == Settings.model_fields["cerebe_model"].default
+    assert Settings.from_env({}).history_limit == 20, "a given mapping replaces the environment"
+
+
+def test_every_setting_documents_its_environment_variable() -> None:
+    """Each field's description (its docstring) names the variable(s) it is read from."""
+    for settings_class in (Settings, TelemetrySettings):
+        for name in settings_class.model_fields:
+            description = settings_class.model_fields[name].description or ""
+            for env_name in settings_class._env_names(name):
+                assert env_name in description, f"{settings_class.__name__}.{name}: {env_name} not in its docstring"
+
+
+def test_per_signal_endpoint_wins_over_the_base_endpoint() -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as given; the others get /v1/<signal> appended."""
+    from app.telemetry.exporters import signal_url
+
+    settings = TelemetrySettings.from_env(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/x"}
+    )
+    assert signal_url(settings, "traces") == "http://t:4318/x"
+    assert signal_url(settings, "logs") == "http://c:4318/v1/logs"
+
+
+class _Collector(BaseHTTPRequestHandler):
+    status = 400
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_failing_collector_is_said_once_per_outage_and_its_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Three failed exports: one WARNING naming the signal and the SDK's reason, none of the SDK's
+    own lines; the first export that gets through again says so, once."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from app.telemetry.exporters import OtlpExporters
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Collector.status = 400
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    otlp = OtlpExporters.build(
+        TelemetrySettings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}), spans=True, logs=False, metrics=False
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            assert [otlp.spans.export([]) for _ in range(3)] == [SpanExportResult.FAILURE] * 3
+            _Collector.status = 200
+            assert otlp.spans.export([]) == otlp.spans.export([]) == SpanExportResult.SUCCESS
+    finally:
+        otlp.detach()
+        server.shutdown()
+    said = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert [(name, level) for name, level, _ in said] == [("app.telemetry.export.traces", "WARNING")] * 2, said
+    assert (
+        said[0][2].startswith(f"Cannot export traces to {endpoint}/v1/traces (Failed to export") and "400" in said[0][2]
+    )
+    assert said[1][2] == f"Exporting traces to {endpoint}/v1/traces again"
+
+
+DROPPING = "dropping them until it answers"
+
+
+def test_shutdown_skips_the_flush_of_a_collector_that_refuses_connections(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens at the endpoint: shutdown says so once per signal and exports fail at once."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from app.telemetry.exporters import OtlpExporters
+
+    otlp = OtlpExporters.build(
+        TelemetrySettings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}),
+        spans=True,
+        logs=True,
+        metrics=False,
+    )
+    with caplog.at_level(logging.WARNING):
+        otlp.prepare_shutdown()
+        assert otlp.spans.export([]) == SpanExportResult.FAILURE
+    otlp.detach()
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        f"Cannot export {signal} to http://127.0.0.1:9/v1/{signal} (not reachable at shutdown); {DROPPING}"
+        for signal in ("logs", "traces")
+    ]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from opentelemetry import trace
+from opentelemetry.trace import format_trace_id
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -67,7 +68,7 @@ class ConversationOut(BaseModel):
 
 def current_trace_id() -> str | None:
     context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
+    return format_trace_id(context.trace_id) if context.is_valid else None
 
 
 async def _store_question(request: Request, body: ChatRequest, trace_id: str | None) -> list[dict[str, str]]:

@@ -1,17 +1,30 @@
-"""Every telemetry setting, read from the environment in one place.
+"""Every telemetry setting, read from the environment in one place (pydantic-settings).
 
 The rendered defaults below are what `cookiecutter` was answered with; each one can be overridden
 at run time by the environment variable named in its field's docstring. Standard OpenTelemetry
-variables (OTEL_*) keep their standard meaning; the exporters read the per-signal ones
-(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, ..._HEADERS, ..._TIMEOUT) themselves.
+variables keep their standard names (the SDK's own constants) and meaning; the exporters read
+the other per-signal ones (OTEL_EXPORTER_OTLP_TRACES_HEADERS, ..._TIMEOUT) themselves.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
+from typing import Any, Self
+
+from opentelemetry.sdk.environment_variables import (
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_SDK_DISABLED,
+    OTEL_SERVICE_NAME,
+    OTEL_TRACES_SAMPLER_ARG,
+)
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAME = "{{ cookiecutter.backend_service_name }}"
 SERVICE_NAMESPACE = "{{ cookiecutter.project_slug }}"
@@ -23,86 +36,202 @@ TRACE_SAMPLE_RATIO = float("{{ cookiecutter.trace_sample_ratio }}")
 # would otherwise make a trace every few seconds per browser tab): no spans, no duration metric.
 EXCLUDED_URLS = ("/healthz", "/metrics", "/api/replay/")
 
+# The instrumentations' own variables (opentelemetry-util-http reads the same names).
+OTEL_PYTHON_FASTAPI_EXCLUDED_URLS = "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"
+OTEL_PYTHON_EXCLUDED_URLS = "OTEL_PYTHON_EXCLUDED_URLS"
+OTEL_SEMCONV_STABILITY_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
 
-def _flag(value: str | None, default: bool = False) -> bool:
-    if value is None or not value.strip():
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
-
-def _ratio(value: str | None, default: float) -> float:
-    if value is None or not value.strip():
-        return default
-    try:
-        ratio = float(value)
-    except ValueError:
-        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={value!r}: must be a number from 0 to 1") from None
-    if not math.isfinite(ratio) or not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={value!r}: must be a number from 0 to 1")
-    return ratio
+# Set by EnvSettings.from_env(environ): read only that mapping, not the process environment.
+_GIVEN_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("given_environ", default=None)
 
 
 def _local_development(env: Mapping[str, str]) -> bool:
     """No collector configured and not in Kubernetes: the console view is the only one there is."""
-    signals = ("", "TRACES_", "LOGS_", "METRICS_")
-    endpoints = [f"OTEL_EXPORTER_OTLP_{signal}ENDPOINT" for signal in signals]
+    endpoints = (
+        OTEL_EXPORTER_OTLP_ENDPOINT,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    )
     return not env.get("KUBERNETES_SERVICE_HOST") and not any(env.get(name) for name in endpoints)
 
 
-@dataclass(frozen=True, kw_only=True)
-class TelemetrySettings:
+class SettingsError(ValueError):
+    """A setting's value is wrong: one line, naming each bad variable, its value and the rule."""
+
+
+class EnvSettings(BaseSettings):
+    """Shared by the app's and telemetry's settings: env names are the aliases, empty means unset."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        env_ignore_empty=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        use_attribute_docstrings=True,
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        # No .env file or secrets directory: `make run` / `make dev` export .env into the environment.
+        return (init_settings,) if _GIVEN_ENVIRON.get() is not None else (init_settings, env_settings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Read `environ` (default: the process environment); `overrides` (field names) win over it.
+
+        Raises SettingsError, one line naming each bad variable, instead of pydantic's report.
+        """
+        token = _GIVEN_ENVIRON.set(environ)
+        try:
+            values = {} if environ is None else cls._values_in(environ)
+            return cls(**{**values, **overrides})
+        except ValidationError as error:
+            problems = [
+                f"{cls._env_name(str(item['loc'][0]))}={item.get('input')!r}: {item['msg']}" for item in error.errors()
+            ]
+            raise SettingsError("; ".join(problems)) from None
+        finally:
+            _GIVEN_ENVIRON.reset(token)
+
+    @classmethod
+    def _env_names(cls, field_name: str) -> tuple[str, ...]:
+        alias = cls.model_fields[field_name].validation_alias
+        if isinstance(alias, AliasChoices):
+            return tuple(str(choice) for choice in alias.choices)
+        return (alias or field_name,)
+
+    @classmethod
+    def _env_name(cls, name: str) -> str:
+        return cls._env_names(name)[0] if name in cls.model_fields else name
+
+    @classmethod
+    def _values_in(cls, environ: Mapping[str, str]) -> dict[str, str]:
+        """Field name -> value for each variable set in `environ` (first of a field's names wins)."""
+        values = {}
+        for field_name in cls.model_fields:
+            for env_name in cls._env_names(field_name):
+                if environ.get(env_name, "").strip():
+                    values[field_name] = environ[env_name]
+                    break
+        return values
+
+
+class TelemetrySettings(EnvSettings):
     """What `init_telemetry` wires; build it with `from_env()`."""
 
-    service_name: str = SERVICE_NAME
-    """service.name. Env: OTEL_SERVICE_NAME (wins over the argument, so a deployment can rename)."""
+    service_name: str = Field(SERVICE_NAME, validation_alias=OTEL_SERVICE_NAME, min_length=1)
+    """service.name. Env: OTEL_SERVICE_NAME (wins over the code's argument, so a deployment can rename)."""
 
-    service_version: str = "0.1.0"
+    service_version: str = Field("0.1.0", validation_alias="SERVICE_VERSION")
     """service.version. Env: SERVICE_VERSION (set it to the image tag or git sha in CI)."""
 
-    service_namespace: str = SERVICE_NAMESPACE
-    """service.namespace: groups the API and the web app of one project."""
+    service_namespace: str = Field(SERVICE_NAMESPACE, validation_alias="SERVICE_NAMESPACE")
+    """service.namespace: groups the API and the web app of one project. Env: SERVICE_NAMESPACE."""
 
-    deployment_environment: str = DEPLOYMENT_ENVIRONMENT
+    deployment_environment: str = Field(DEPLOYMENT_ENVIRONMENT, validation_alias="DEPLOYMENT_ENVIRONMENT")
     """deployment.environment.name. Env: DEPLOYMENT_ENVIRONMENT."""
 
-    sdk_disabled: bool = False
+    sdk_disabled: bool = Field(False, validation_alias=OTEL_SDK_DISABLED)
     """No providers, no exporters, no instrumentation at all. Env: OTEL_SDK_DISABLED=true."""
 
-    otlp_endpoint: str = OTLP_ENDPOINT
+    otlp_endpoint: str = Field(OTLP_ENDPOINT, validation_alias=OTEL_EXPORTER_OTLP_ENDPOINT)
     """Base URL of the OTLP/HTTP receiver (the collector). Env: OTEL_EXPORTER_OTLP_ENDPOINT."""
 
-    trace_sample_ratio: float = TRACE_SAMPLE_RATIO
-    """Share of new traces kept; a sampled parent is always followed. Env: OTEL_TRACES_SAMPLER_ARG."""
+    otlp_traces_endpoint: str | None = Field(None, validation_alias=OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+    """Full URL for spans, instead of {endpoint}/v1/traces. Env: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT."""
 
-    log_level: str = "INFO"
-    """Level of the app's loggers. Env: LOG_LEVEL."""
+    otlp_metrics_endpoint: str | None = Field(None, validation_alias=OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)
+    """Full URL for metrics, instead of {endpoint}/v1/metrics. Env: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT."""
 
-    log_json_stdout: bool = True
+    otlp_logs_endpoint: str | None = Field(None, validation_alias=OTEL_EXPORTER_OTLP_LOGS_ENDPOINT)
+    """Full URL for logs, instead of {endpoint}/v1/logs. Env: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT."""
+
+    trace_sample_ratio: float = Field(
+        TRACE_SAMPLE_RATIO, validation_alias=OTEL_TRACES_SAMPLER_ARG, ge=0.0, le=1.0, allow_inf_nan=False
+    )
+    """Share of new traces kept (0 to 1); a sampled parent is always followed. Env: OTEL_TRACES_SAMPLER_ARG."""
+
+    excluded_urls: str = Field(
+        ",".join(EXCLUDED_URLS),
+        validation_alias=AliasChoices(OTEL_PYTHON_FASTAPI_EXCLUDED_URLS, OTEL_PYTHON_EXCLUDED_URLS),
+    )
+    """Comma-separated URL patterns with no spans and no duration metric (replaces the default list).
+    Env: OTEL_PYTHON_FASTAPI_EXCLUDED_URLS, else OTEL_PYTHON_EXCLUDED_URLS."""
+
+    semconv_stability_opt_in: str = Field("http,database", validation_alias=OTEL_SEMCONV_STABILITY_OPT_IN)
+    """Stable HTTP and DB semantic conventions (http.server.request.duration, db.query.text, ...).
+    Env: OTEL_SEMCONV_STABILITY_OPT_IN."""
+
+    header_sanitize_fields: str = Field("", validation_alias=OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
+    """Comma-separated header names redacted besides scrubbing.SENSITIVE_HEADERS.
+    Env: OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS."""
+
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    """Level of the app's loggers (DEBUG, INFO, WARNING, ERROR). Env: LOG_LEVEL."""
+
+    log_json_stdout: bool = Field(True, validation_alias="LOG_JSON")
     """One JSON object per line on stdout, with trace_id/span_id. Env: LOG_JSON=false turns it off."""
 
-    loki_url: str | None = None
+    loki_url: str | None = Field(None, validation_alias="LOKI_URL")
     """When set, logs are also pushed straight to Loki (base URL). Env: LOKI_URL."""
 
-    console: bool = False
+    loki_username: str | None = Field(None, validation_alias="LOKI_USERNAME")
+    """Basic-auth user for LOKI_URL (e.g. Grafana Cloud). Env: LOKI_USERNAME."""
+
+    loki_password: SecretStr | None = Field(None, validation_alias="LOKI_PASSWORD")
+    """Basic-auth password for LOKI_URL; never logged. Env: LOKI_PASSWORD."""
+
+    loki_batch_size: int = Field(1000, validation_alias="LOKI_BATCH_SIZE", ge=1)
+    """Records per Loki push at most. Env: LOKI_BATCH_SIZE."""
+
+    loki_flush_interval: float = Field(1.0, validation_alias="LOKI_FLUSH_INTERVAL", gt=0.0, allow_inf_nan=False)
+    """Seconds a record waits at most for its batch to fill before it is pushed. Env: LOKI_FLUSH_INTERVAL."""
+
+    loki_queue_size: int = Field(10_000, validation_alias="LOKI_QUEUE_SIZE", ge=1)
+    """Records waiting for Loki at most; past that new ones are dropped and counted. Env: LOKI_QUEUE_SIZE."""
+
+    console: bool | None = Field(None, validation_alias="TELEMETRY_CONSOLE", validate_default=True)
     """Print each finished request as a span tree on stderr (console.py). Env: TELEMETRY_CONSOLE;
     unset, it is on when no OTLP endpoint is set in the environment and not in Kubernetes."""
 
+    @field_validator("console")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> TelemetrySettings:
-        """Read the settings from `environ` (default: os.environ); `overrides` win over both."""
-        env = os.environ if environ is None else environ
+    def _console_by_default_in_local_development(cls, value: bool | None) -> bool:
+        if value is not None:
+            return value
+        given = _GIVEN_ENVIRON.get()
+        return _local_development(os.environ if given is None else given)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("loki_url")
+    @classmethod
+    def _base_url_or_none(cls, value: str | None) -> str | None:
+        return (value or "").rstrip("/") or None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if not isinstance(logging.getLevelName(level), int):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """As EnvSettings.from_env; a `service_name` override is the code's name, which
+        OTEL_SERVICE_NAME still wins over."""
         coded_name = overrides.pop("service_name", None)
-        values = {
-            "service_name": env.get("OTEL_SERVICE_NAME") or coded_name or SERVICE_NAME,
-            "service_version": env.get("SERVICE_VERSION") or cls.service_version,
-            "deployment_environment": env.get("DEPLOYMENT_ENVIRONMENT") or DEPLOYMENT_ENVIRONMENT,
-            "sdk_disabled": _flag(env.get("OTEL_SDK_DISABLED")),
-            "otlp_endpoint": (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or OTLP_ENDPOINT).rstrip("/"),
-            "trace_sample_ratio": _ratio(env.get("OTEL_TRACES_SAMPLER_ARG"), TRACE_SAMPLE_RATIO),
-            "log_level": (env.get("LOG_LEVEL") or cls.log_level).upper(),
-            "log_json_stdout": _flag(env.get("LOG_JSON"), default=True),
-            "loki_url": (env.get("LOKI_URL") or "").rstrip("/") or None,
-            "console": _flag(env.get("TELEMETRY_CONSOLE"), default=_local_development(env)),
-        }
-        values.update(overrides)
-        return cls(**values)
+        settings = super().from_env(environ, **overrides)
+        if coded_name and "service_name" not in settings.model_fields_set:
+            return settings.model_copy(update={"service_name": coded_name})
+        return settings

@@ -14,20 +14,29 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 from genai_prices import Usage, calc_price
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_SYSTEM
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_SYSTEM,
+    GenAiOperationNameValues,
+)
 from opentelemetry.trace import TracerProvider
 from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.invocation import InferenceInvocation
 from opentelemetry.util.genai.types import Error, InputMessage, OutputMessage, TextPart
 
+# Vendor extensions (no semantic convention for cost exists).
 GEN_AI_USAGE_COST = "gen_ai.usage.cost"
 COST_METRIC = "gen_ai.client.cost"
+CHAT = GenAiOperationNameValues.CHAT.value
 MAX_CONTENT_CHARS = 4096
 
 # model -> (USD per million input tokens, USD per million output tokens); wins over genai-prices.
@@ -107,7 +116,7 @@ class LLMTelemetry:
             request_model=model,
             server_address=server_address,
             server_port=server_port,
-            operation_name="chat",
+            operation_name=CHAT,
             conversation_id=conversation_id,
         )
         invocation.attributes[GEN_AI_SYSTEM] = provider  # older name, still read by some tools
@@ -166,8 +175,47 @@ class LLMTelemetry:
         if cost is not None:
             invocation.attributes[GEN_AI_USAGE_COST] = cost
             if self._cost is not None:
-                self._cost.add(cost, {"gen_ai.request.model": model, "gen_ai.operation.name": "chat"})
+                self._cost.add(cost, {GEN_AI_REQUEST_MODEL: model, GEN_AI_OPERATION_NAME: CHAT})
         return cost
+
+    @contextmanager
+    def call(
+        self,
+        *,
+        provider: str,
+        model: str,
+        conversation_id: str | None = None,
+        **request: Any,
+    ) -> Iterator[LLMCall]:
+        """The whole life of one chat call's span, plain or streamed:
+
+            with llm.call(provider=..., model=..., conversation_id=..., messages=...) as call:
+                call.record_response(body)      # or call.record_result(...) after a stream
+
+        On a normal exit it logs the `llm.call` record (outcome "ok") and ends the span; on an
+        exception it logs the record with the error's type as outcome, ends the span as ERROR and
+        re-raises. An exception with an `error_type` attribute names its own low-cardinality type.
+        `request` goes to chat() (server address/port, temperature, max_tokens, messages, stream).
+        """
+        started = time.perf_counter()
+        call = LLMCall(self, self.chat(provider=provider, model=model, conversation_id=conversation_id, **request))
+        try:
+            yield call
+        except BaseException as exc:
+            error_type = getattr(exc, "error_type", None) or type(exc).__qualname__
+            self.log_call(
+                call.invocation,
+                conversation_id=conversation_id,
+                latency_ms=_ms(started),
+                cost_usd=None,
+                outcome=error_type,
+            )
+            self.fail(call.invocation, error_type, str(exc) or type(exc).__qualname__)
+            raise
+        self.log_call(
+            call.invocation, conversation_id=conversation_id, latency_ms=_ms(started), cost_usd=call.cost, outcome="ok"
+        )
+        call.invocation.stop()
 
     @staticmethod
     def fail(invocation: InferenceInvocation, error_type: str, message: str) -> None:
@@ -197,6 +245,41 @@ class LLMTelemetry:
                 "outcome": outcome,
             },
         )
+
+
+class LLMCall:
+    """The span of one call in progress (see LLMTelemetry.call): record the response on it."""
+
+    def __init__(self, telemetry: LLMTelemetry, invocation: InferenceInvocation) -> None:
+        self.invocation = invocation
+        self.cost: float | None = None
+        self._telemetry = telemetry
+
+    @property
+    def input_tokens(self) -> int | None:
+        return self.invocation.input_tokens
+
+    @property
+    def output_tokens(self) -> int | None:
+        return self.invocation.output_tokens
+
+    def record_response(self, body: Mapping[str, Any]) -> float | None:
+        """An OpenAI-style response body: model, id, finish reasons, usage; returns the cost in USD."""
+        self.cost = self._telemetry.record_response(self.invocation, body)
+        return self.cost
+
+    def record_result(self, **result: Any) -> float | None:
+        """The response side assembled from a stream (see LLMTelemetry.record_result)."""
+        self.cost = self._telemetry.record_result(self.invocation, **result)
+        return self.cost
+
+    def record_chunk(self) -> None:
+        """A streamed chunk arrived (the first one sets the time to first chunk)."""
+        self.invocation.record_stream_chunk()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _cut(content: Any) -> str:

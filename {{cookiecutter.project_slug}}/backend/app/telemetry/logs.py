@@ -13,16 +13,15 @@ import threading
 import time
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import format_span_id, format_trace_id
 
 from .config import TelemetrySettings
 from .replay import current_session_id
 from .scrubbing import ScrubbingLogFilter
-from .traces import signal_url
 
 # Records from these loggers describe telemetry itself; shipping them over the pipeline that
 # failed would loop, so they only go to stdout (throttled).
@@ -46,14 +45,16 @@ _JSON_NAMES = {SESSION_ID: "session_id"}
 
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
+# Extras that libraries attach for their own console output: uvicorn's `color_message` is the
+# message again with ANSI colour escapes. Never shipped, never in a JSON line.
+JUNK_EXTRAS = ("color_message",)
+
 
 def build_logger_provider(
-    settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter | None = None
+    settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter
 ) -> LoggerProvider:
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(
-        BatchLogRecordProcessor(exporter or OTLPLogExporter(endpoint=signal_url(settings, "logs")))
-    )
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     return provider
 
 
@@ -74,8 +75,8 @@ class JsonFormatter(logging.Formatter):
         }
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
-            entry["trace_id"] = format(context.trace_id, "032x")
-            entry["span_id"] = format(context.span_id, "016x")
+            entry["trace_id"] = format_trace_id(context.trace_id)
+            entry["span_id"] = format_span_id(context.span_id)
         for key, value in record.__dict__.items():
             if key not in _RECORD_FIELDS and not key.startswith("otel"):
                 entry[_JSON_NAMES.get(key, key)] = value
@@ -92,7 +93,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         context = trace.get_current_span().get_span_context()
-        record.trace_id = format(context.trace_id, "032x") if context.is_valid else "-"
+        record.trace_id = format_trace_id(context.trace_id) if context.is_valid else "-"
         return super().format(record)
 
 
@@ -103,6 +104,15 @@ class SessionFilter(logging.Filter):
         session = current_session_id()
         if session is not None:
             record.__dict__[SESSION_ID] = session
+        return True
+
+
+class DropJunkExtrasFilter(logging.Filter):
+    """Removes JUNK_EXTRAS from a record before any handler formats or ships it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key in JUNK_EXTRAS:
+            record.__dict__.pop(key, None)
         return True
 
 
@@ -156,9 +166,11 @@ def configure_logging(settings: TelemetrySettings, logger_provider: LoggerProvid
 
         handlers.append(build_loki_handler(settings, JsonFormatter(settings.service_name)))
 
-    scrub, ship_only_app_logs, session = ScrubbingLogFilter(), ShipFilter(), SessionFilter()
+    scrub, drop_junk, session = ScrubbingLogFilter(), DropJunkExtrasFilter(), SessionFilter()
+    ship_only_app_logs = ShipFilter()
     for handler in handlers:
         handler.addFilter(scrub)
+        handler.addFilter(drop_junk)
         handler.addFilter(session)
         if handler is not console:
             handler.addFilter(ship_only_app_logs)

@@ -1,10 +1,12 @@
 """Direct push to Loki (LOKI_URL), for setups without a collector.
 
-python-logging-loki (0.3.1, 2019) sends one blocking POST per record; here its emitter is kept for
-the HTTP session, auth and label formatting, behind a bounded queue and a thread that pushes
-batches. Labels are low-cardinality only (service, env, level): trace_id travels in the JSON line.
-Replacement when you outgrow it: send logs over OTLP to the collector and let it write to Loki's
-native OTLP endpoint (deploy/), then unset LOKI_URL.
+The standard library does the plumbing: a `QueueHandler` formats each record in the caller's
+thread (where the span, hence trace_id, is current) and puts it on a bounded queue, dropping and
+counting when it is full; a `QueueListener` thread hands records to `LokiPusher`, which batches
+them and POSTs Loki's JSON push format with httpx. Labels are low-cardinality only (service, env,
+level): trace_id travels in the JSON line. A push is never traced (suppress_instrumentation), so
+pushing logs makes no spans. The default path to Loki is OTLP through the collector (deploy/),
+which writes Loki's native OTLP endpoint; unset LOKI_URL once you have one.
 """
 
 from __future__ import annotations
@@ -12,149 +14,195 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import threading
 import time
 import weakref
+from logging.handlers import QueueHandler, QueueListener
 
-from logging_loki.emitter import LokiEmitterV1
-from opentelemetry.context import attach, detach, set_value
-from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY
+import httpx
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from .config import TelemetrySettings
 
 PUSH_PATH = "/loki/api/v1/push"
+PUSH_TIMEOUT = 5.0
 
 _internal = logging.getLogger("app.telemetry.loki")
 
 
-class _BatchEmitter(LokiEmitterV1):
-    """Fixed labels plus level; never the record's own `tags` (a trace_id there would be a label)."""
-
-    def build_tags(self, record: logging.LogRecord) -> dict[str, str]:
-        return {**self.tags, "level": record.levelname.lower()}
-
-    def push(self, batch: list[tuple[logging.LogRecord, str]], timeout: float) -> None:
-        streams: dict[tuple, dict] = {}
-        for record, line in batch:
-            tags = self.build_tags(record)
-            key = tuple(sorted(tags.items()))
-            stream = streams.setdefault(key, {"stream": tags, "values": []})
-            stream["values"].append([str(int(record.created * 1e9)), line])
-        response = self.session.post(self.url, json={"streams": list(streams.values())}, timeout=timeout)
-        if response.status_code != self.success_response_code:
-            raise OSError(f"Loki answered {response.status_code}: {response.text[:200]}")
-
-
-class LokiBatchHandler(logging.Handler):
-    """Queues formatted lines (bounded: drops and counts when full); a thread pushes batches."""
+class LokiPusher(logging.Handler):
+    """Batches formatted records and pushes them: when `batch_size` are waiting, when the oldest
+    has waited `flush_interval` seconds, and on flush()/close(). Runs in the listener's thread."""
 
     def __init__(
         self,
         url: str,
         labels: dict[str, str],
         *,
-        max_queue: int = 10_000,
-        batch_size: int = 1_000,
+        batch_size: int = 1000,
         flush_interval: float = 1.0,
-        timeout: float = 5.0,
+        timeout: float = PUSH_TIMEOUT,
         auth: tuple[str, str] | None = None,
     ) -> None:
         super().__init__()
-        self._emitter = _BatchEmitter(url, tags=labels, auth=auth)
-        self._queue: queue.Queue[tuple[logging.LogRecord, str] | None] = queue.Queue(max_queue)
-        self._batch_size = batch_size
-        self._flush_interval = flush_interval
-        self._timeout = timeout
+        self.url = url
+        self.labels = dict(labels)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.pushes = 0
         self.dropped = 0
-        self.failed_pushes = 0
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="loki-push", daemon=True)
-        self._thread.start()
+        self._timeout, self._auth = timeout, auth
+        self._client = httpx.Client(timeout=timeout, auth=auth)
+        self._batch: list[logging.LogRecord] = []
+        self._oldest = 0.0
+        self._failing = False
+        self._give_up_at: float | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._batch:
+            self._oldest = time.monotonic()
+        self._batch.append(record)
+        if len(self._batch) >= self.batch_size:
+            self._push()
+
+    def seconds_until_due(self) -> float | None:
+        """How long the listener may block before the oldest waiting record is due (None: nothing waits)."""
+        if not self._batch:
+            return None
+        return max(0.0, self._oldest + self.flush_interval - time.monotonic())
+
+    def flush_if_due(self) -> None:
+        with self.lock:
+            if self._batch and self.seconds_until_due() == 0.0:
+                self._push()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._push()
+
+    def give_up_after(self, deadline: float) -> None:
+        """Shutting down: batches still waiting at `deadline` (time.monotonic) are dropped, not pushed."""
+        self._give_up_at = deadline
+
+    def close(self) -> None:
+        with self.lock:
+            self._push()
+            self._client.close()
+        super().close()
+
+    def reset_after_fork(self) -> None:
+        """The parent pushes what it had queued; the child starts empty, with its own connections."""
+        self._batch = []
+        self._client = httpx.Client(timeout=self._timeout, auth=self._auth)
+
+    def _push(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        if self._client.is_closed or (self._give_up_at is not None and time.monotonic() >= self._give_up_at):
+            self.dropped += len(batch)
+            return
+        try:
+            with suppress_instrumentation():
+                response = self._client.post(self.url, json=self.body(batch))
+            if response.status_code >= 300:
+                raise OSError(f"Loki answered {response.status_code}: {response.text[:200]}")
+        except Exception as exc:  # noqa: BLE001 - Loki down must not take the app with it
+            self.dropped += len(batch)
+            if not self._failing:
+                self._failing = True
+                _internal.warning("Cannot push logs to Loki at %s (%s); dropping them until it answers", self.url, exc)
+            return
+        self.pushes += 1
+        if self._failing:
+            self._failing = False
+            _internal.warning("Loki at %s answers again", self.url)
+
+    def body(self, batch: list[logging.LogRecord]) -> dict:
+        """Loki's JSON push body: one stream per level, each value [ns timestamp, JSON line]."""
+        streams: dict[str, dict] = {}
+        for record in batch:
+            level = record.levelname.lower()
+            stream = streams.setdefault(level, {"stream": {**self.labels, "level": level}, "values": []})
+            stream["values"].append([str(int(record.created * 1e9)), record.getMessage()])
+        return {"streams": list(streams.values())}
+
+
+class _BatchingListener(QueueListener):
+    """A QueueListener that also wakes when the pusher's oldest record is due (dequeue's documented
+    override point for timeouts), so the last lines of a quiet app still go out."""
+
+    def __init__(self, records: queue.Queue, pusher: LokiPusher) -> None:
+        super().__init__(records, pusher)
+        self.pusher = pusher
+
+    def dequeue(self, block: bool) -> logging.LogRecord | None:
+        while True:
+            try:
+                return self.queue.get(block, timeout=self.pusher.seconds_until_due())
+            except queue.Empty:
+                self.pusher.flush_if_due()
+
+    def enqueue_sentinel(self) -> None:
+        # Blocks while the queue is full: the listener drains it, dropping past the deadline.
+        self.queue.put(self._sentinel)
+
+
+class LokiHandler(QueueHandler):
+    """What the app's loggers see: formats in the caller's thread, queues (bounded), never blocks."""
+
+    def __init__(self, pusher: LokiPusher, *, max_queue: int = 10_000, timeout: float = PUSH_TIMEOUT) -> None:
+        super().__init__(queue.Queue(max_queue))
+        self.pusher = pusher
+        self.queue_full_drops = 0
+        self._timeout = timeout
+        self.listener: _BatchingListener | None = _BatchingListener(self.queue, pusher)
+        self.listener.start()
         this = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (handler := this()) and handler._restart_after_fork())
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def enqueue(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record)
-        except Exception:  # noqa: BLE001 - a log call must never raise into the app
-            self.handleError(record)
-            return
-        try:
-            self._queue.put_nowait((record, line))
+            self.queue.put_nowait(record)
         except queue.Full:
-            self.dropped += 1
+            self.queue_full_drops += 1
 
-    def _run(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=self._flush_interval)
-            except queue.Empty:
-                if self._closed.is_set():
-                    return
-                continue
-            batch = [] if item is None else [item]
-            stop = item is None
-            while len(batch) < self._batch_size and not stop:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                else:
-                    batch.append(item)
-            if batch:
-                self._push(batch)
-            if stop:
-                return
-
-    def _push(self, batch: list[tuple[logging.LogRecord, str]]) -> None:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
-            self._emitter.push(batch, self._timeout)
-        except Exception as exc:  # noqa: BLE001 - Loki down must not take the app with it
-            self.failed_pushes += 1
-            self.dropped += len(batch)
-            _internal.warning("Loki push failed, %d records dropped: %s", len(batch), exc)
-        finally:
-            detach(token)
-
-    def _restart_after_fork(self) -> None:
-        if self._closed.is_set():
-            return
-        self._queue = queue.Queue(self._queue.maxsize)
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="loki-push", daemon=True)
-        self._thread.start()
+    @property
+    def dropped(self) -> int:
+        """Records lost: the queue was full, or their push failed or came too late at shutdown."""
+        return self.queue_full_drops + self.pusher.dropped
 
     def close(self) -> None:
-        """Pushes what is queued (bounded by the push timeout), then stops the thread."""
-        if not self._closed.is_set():
-            self._closed.set()
-            try:
-                self._queue.put(None, timeout=self._timeout)
-            except queue.Full:
-                pass
-            self._thread.join(self._timeout + 1.0)
-            self._emitter.close()
+        """Pushes what is queued, giving up after the push timeout, then stops the thread. Idempotent:
+        logging.shutdown() closes every handler again at interpreter exit."""
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            self.pusher.give_up_after(time.monotonic() + self._timeout)
+            listener.stop()
+            self.pusher.close()
         super().close()
 
-    def flush(self) -> None:
-        deadline = time.monotonic() + self._timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.01)
+    def _restart_after_fork(self) -> None:
+        if self.listener is None:
+            return
+        self.queue = queue.Queue(self.queue.maxsize)
+        self.pusher.reset_after_fork()
+        self.listener = _BatchingListener(self.queue, self.pusher)
+        self.listener.start()
 
 
-def build_loki_handler(settings: TelemetrySettings, formatter: logging.Formatter) -> LokiBatchHandler:
-    """LOKI_USERNAME / LOKI_PASSWORD (basic auth, e.g. Grafana Cloud) come from the environment."""
+def build_loki_handler(settings: TelemetrySettings, formatter: logging.Formatter) -> LokiHandler:
+    """LOKI_USERNAME / LOKI_PASSWORD (basic auth, e.g. Grafana Cloud) come from the settings."""
     url = settings.loki_url or ""
     if not url.endswith(PUSH_PATH):
         url += PUSH_PATH
-    user, password = os.environ.get("LOKI_USERNAME"), os.environ.get("LOKI_PASSWORD")
-    handler = LokiBatchHandler(
+    password = settings.loki_password.get_secret_value() if settings.loki_password else None
+    pusher = LokiPusher(
         url,
         {"service": settings.service_name, "env": settings.deployment_environment},
-        auth=(user, password) if user and password else None,
+        batch_size=settings.loki_batch_size,
+        flush_interval=settings.loki_flush_interval,
+        auth=(settings.loki_username, password) if settings.loki_username and password else None,
     )
+    handler = LokiHandler(pusher, max_queue=settings.loki_queue_size)
     handler.setFormatter(formatter)
     return handler

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.metrics.view import DropAggregation, View
 from opentelemetry.sdk.resources import Resource
 
 from .config import TelemetrySettings
-from .traces import signal_url
 
 # Instruments recorded by the instrumentations that no dashboard reads; dropping them here costs
 # nothing to turn back on (delete the line) and saves a histogram update per request each.
@@ -19,11 +17,7 @@ DROPPED_INSTRUMENTS = (
 )
 
 
-def build_meter_provider(
-    settings: TelemetrySettings, resource: Resource, reader: MetricReader | None = None
-) -> MeterProvider:
+def build_meter_provider(settings: TelemetrySettings, resource: Resource, reader: MetricReader) -> MeterProvider:
     """HTTP, DB and LLM instruments all record here; exemplars link histogram buckets to traces."""
-    if reader is None:
-        reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=signal_url(settings, "metrics")))
     views = [View(instrument_name=name, aggregation=DropAggregation()) for name in DROPPED_INSTRUMENTS]
     return MeterProvider(resource=resource, metric_readers=[reader], views=views)

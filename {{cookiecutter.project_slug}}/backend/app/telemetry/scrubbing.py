@@ -9,7 +9,6 @@ the exporter sends the span, and in log messages (uvicorn's access log prints th
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -69,9 +68,8 @@ def scrub_text(text: str) -> str:
     return _QUERY_SECRET.sub(lambda m: f"{m.group('key')}={REDACTED}", text)
 
 
-def header_sanitize_fields() -> list[str]:
-    """SENSITIVE_HEADERS plus whatever OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS adds."""
-    extra = os.environ.get("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "")
+def header_sanitize_fields(extra: str = "") -> list[str]:
+    """SENSITIVE_HEADERS plus `extra`, comma-separated (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)."""
     return [*SENSITIVE_HEADERS, *(field.strip() for field in extra.split(",") if field.strip())]
 
 

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,23 +19,20 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 from sqlalchemy.engine import Engine
 
 from . import console, logs, traces
-from .config import TelemetrySettings
+from .config import OTEL_SEMCONV_STABILITY_OPT_IN, TelemetrySettings
+from .exporters import OtlpExporters
 from .llm import LLMTelemetry
 from .metrics import build_meter_provider
 from .resource import build_resource
 
 _internal = logging.getLogger("app.telemetry")
-
-# Stable HTTP and DB semantic conventions (http.server.request.duration, db.query.text, ...)
-# unless the deployment chose otherwise; the instrumentations read this once, on first use.
-SEMCONV_OPT_IN = "http,database"
 
 
 @dataclass
@@ -47,6 +44,7 @@ class Telemetry:
     meter_provider: MeterProvider | None
     logger_provider: LoggerProvider | None
     llm: LLMTelemetry
+    exporters: OtlpExporters = field(default_factory=OtlpExporters)
     log_handlers: list[logging.Handler] = field(default_factory=list)
     _shutdown_once: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _is_shut_down: bool = field(default=False, repr=False)
@@ -55,14 +53,16 @@ class Telemetry:
         """Flushes and stops every provider, in parallel, within `timeout` seconds in total.
 
         With the collector down the exporters would retry each batch for up to
-        OTEL_EXPORTER_OTLP_TIMEOUT; a stopping pod cannot wait that long, so past the deadline
-        the exporters are told to give up.
+        OTEL_EXPORTER_OTLP_TIMEOUT; a stopping pod cannot wait that long. A signal whose last
+        export failed, or whose collector refuses connections, is not flushed at all; past the
+        deadline the others are told to give up.
         """
         with self._shutdown_once:
             if self._is_shut_down:
                 return
             self._is_shut_down = True
         traces.uninstrument()
+        self.exporters.prepare_shutdown()
         providers = [p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p]
         workers = [threading.Thread(target=p.shutdown, name="otel-shutdown", daemon=True) for p in providers]
         for worker in workers:
@@ -72,12 +72,10 @@ class Telemetry:
             worker.join(max(0.0, deadline - time.monotonic()))
         if any(worker.is_alive() for worker in workers):
             _internal.warning("Telemetry not flushed within %.1fs; dropping what is left", timeout)
-            # Aborting makes each exporter say so again; once is enough.
-            logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
-            for exporter in _exporters_of(providers):
-                _quietly(exporter.shutdown)
+            self.exporters.abort()
             for worker in workers:
                 worker.join(1.0)
+        self.exporters.detach()
         logs.remove_handlers(self.log_handlers)
 
 
@@ -108,17 +106,23 @@ def init_telemetry(
         app.state.telemetry = telemetry
         return telemetry
 
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", SEMCONV_OPT_IN)
+    # The instrumentations read this from the environment only, once, on first use.
+    os.environ[OTEL_SEMCONV_STABILITY_OPT_IN] = settings.semconv_stability_opt_in
+    otlp = OtlpExporters.build(
+        settings, spans=span_exporter is None, logs=log_exporter is None, metrics=metric_reader is None
+    )
     resource = build_resource(settings)
-    tracer_provider = traces.build_tracer_provider(settings, resource, span_exporter)
-    meter_provider = build_meter_provider(settings, resource, metric_reader)
-    logger_provider = logs.build_logger_provider(settings, resource, log_exporter)
+    tracer_provider = traces.build_tracer_provider(settings, resource, span_exporter or otlp.spans)
+    meter_provider = build_meter_provider(
+        settings, resource, metric_reader or PeriodicExportingMetricReader(otlp.metrics)
+    )
+    logger_provider = logs.build_logger_provider(settings, resource, log_exporter or otlp.logs)
     if set_global:
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
         _logs.set_logger_provider(logger_provider)
 
-    traces.instrument_fastapi(app, tracer_provider, meter_provider)
+    traces.instrument_fastapi(app, settings, tracer_provider, meter_provider)
     traces.instrument_httpx(tracer_provider, meter_provider)
     if engine is not None:
         traces.instrument_sqlalchemy(engine, tracer_provider, meter_provider)
@@ -129,6 +133,7 @@ def init_telemetry(
         meter_provider,
         logger_provider,
         LLMTelemetry(tracer_provider, meter_provider),
+        otlp,
     )
     telemetry.log_handlers = logs.configure_logging(settings, logger_provider)
     if settings.console:
@@ -137,13 +142,6 @@ def init_telemetry(
     atexit.register(telemetry.shutdown)
     app.state.telemetry = telemetry
     return telemetry
-
-
-def shutdown_telemetry(app: FastAPI, timeout: float = 5.0) -> None:
-    """Flushes and stops the app's telemetry now (it also happens when the lifespan ends)."""
-    telemetry: Telemetry | None = getattr(app.state, "telemetry", None)
-    if telemetry is not None:
-        telemetry.shutdown(timeout)
 
 
 def _shutdown_with_lifespan(app: FastAPI, telemetry: Telemetry) -> None:
@@ -160,28 +158,3 @@ def _shutdown_with_lifespan(app: FastAPI, telemetry: Telemetry) -> None:
             await anyio.to_thread.run_sync(telemetry.shutdown)
 
     app.router.lifespan_context = lifespan
-
-
-def _exporters_of(providers: list[Any]) -> list[Any]:
-    """The exporters behind our batch processors and metric readers (to abort their retries)."""
-    found = []
-    for provider in providers:
-        processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
-        multi = getattr(provider, "_multi_log_record_processor", None)
-        processors = (*processors, *getattr(multi, "_log_record_processors", ()))
-        for processor in processors:
-            batch = getattr(processor, "_batch_processor", None)
-            if batch is not None:
-                found.append(batch._exporter)
-        for reader in getattr(getattr(provider, "_sdk_config", None), "metric_readers", ()):
-            exporter = getattr(reader, "_exporter", None)
-            if exporter is not None:
-                found.append(exporter)
-    return found
-
-
-def _quietly(call: Callable[[], object]) -> None:
-    try:
-        call()
-    except Exception:  # noqa: BLE001 - shutting down; nothing left to protect but the exit
-        pass

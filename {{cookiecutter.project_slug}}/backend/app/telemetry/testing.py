@@ -11,7 +11,6 @@ The same fixture is available to your tests as `telemetry_capture` (see tests/co
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -106,8 +105,4 @@ class TelemetryCapture:
         self.log_exporter.clear()
 
 
-def attribute_values(spans: Iterable[ReadableSpan], key: str) -> list[Any]:
-    return [s.attributes[key] for s in spans if s.attributes and key in s.attributes]
-
-
-__all__ = ["TelemetryCapture", "attribute_values", "SpanKind"]
+__all__ = ["TelemetryCapture", "SpanKind"]

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from fastapi import FastAPI
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -15,11 +12,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import format_span_id, format_trace_id
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import replay
-from .config import EXCLUDED_URLS, TelemetrySettings
+from .config import TelemetrySettings
 from .scrubbing import ScrubbingSpanExporter, header_sanitize_fields
 
 # FastAPI now ships its own OpenTelemetry middleware; it steps aside when it sees the contrib
@@ -27,9 +25,7 @@ from .scrubbing import ScrubbingSpanExporter, header_sanitize_fields
 FASTAPI_NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
-def build_tracer_provider(
-    settings: TelemetrySettings, resource: Resource, exporter: SpanExporter | None = None
-) -> TracerProvider:
+def build_tracer_provider(settings: TelemetrySettings, resource: Resource, exporter: SpanExporter) -> TracerProvider:
     """Parent-based ratio sampling: a sampled caller (browser, gateway) is always followed."""
     provider = TracerProvider(
         resource=resource,
@@ -37,21 +33,25 @@ def build_tracer_provider(
     )
     # The batch processor exports off the request path and drops spans when its bounded queue
     # is full rather than growing; scrubbing happens in its thread, just before export.
-    exporter = exporter or OTLPSpanExporter(endpoint=signal_url(settings, "traces"))
     provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(exporter)))
     return provider
 
 
-def instrument_fastapi(app: FastAPI, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
-    """HTTP in: one SERVER span per request; the ASGI receive/send sub-spans are noise and cost."""
+def instrument_fastapi(
+    app: FastAPI, settings: TelemetrySettings, tracer_provider: TracerProvider, meter_provider: MeterProvider
+) -> None:
+    """HTTP in: one SERVER span per request; the ASGI receive/send sub-spans are noise and cost.
+
+    settings.excluded_urls is OTEL_PYTHON_FASTAPI_EXCLUDED_URLS when set, else config.EXCLUDED_URLS.
+    """
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
-        excluded_urls=",".join(EXCLUDED_URLS),
+        excluded_urls=settings.excluded_urls,
         exclude_spans=["receive", "send"],
         server_request_hook=replay.server_request_hook,
-        http_capture_headers_sanitize_fields=header_sanitize_fields(),
+        http_capture_headers_sanitize_fields=header_sanitize_fields(settings.header_sanitize_fields),
     )
     # Inside the instrumentation's middleware, so the request's server span is current.
     app.add_middleware(TraceResponseMiddleware)
@@ -73,7 +73,8 @@ class TraceResponseMiddleware:
             if message["type"] == "http.response.start":
                 context = trace.get_current_span().get_span_context()
                 if context.is_valid:
-                    value = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+                    trace_id, span_id = format_trace_id(context.trace_id), format_span_id(context.span_id)
+                    value = f"00-{trace_id}-{span_id}-{context.trace_flags:02x}"
                     message = {**message, "headers": [*message.get("headers", ()), (b"traceresponse", value.encode())]}
             await send(message)
 
@@ -118,10 +119,3 @@ def uninstrument() -> None:
     for instrumentor in (HTTPXClientInstrumentor(), SQLAlchemyInstrumentor()):
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
-
-
-def signal_url(settings: TelemetrySettings, signal: str) -> str | None:
-    """None lets the exporter honour OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT when that is set."""
-    if os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
-        return None
-    return f"{settings.otlp_endpoint}/v1/{signal}"
