@@ -34,9 +34,9 @@ class TelemetryCapture:
     def options(self, **settings: Any) -> dict[str, Any]:
         """Keyword arguments for init_telemetry; ignores OTEL_* in the environment (tests disable
         the SDK there for the module-level app) and never touches the global providers.
-        `settings` override TelemetrySettings fields."""
+        `settings` override TelemetrySettings fields. The console view is off (the spans go here)."""
         return {
-            "settings": TelemetrySettings.from_env({}, **settings),
+            "settings": TelemetrySettings.from_env({}, **{"console": False, **settings}),
             "span_exporter": self.span_exporter,
             "log_exporter": self.log_exporter,
             "metric_reader": self.metric_reader,
