@@ -14,7 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from . import db
-from .api import chat, replay
+from .api import chat, feedback, replay
 from .cerebe import CerebeClient
 from .replay_store import SqlReplayStore
 from .settings import Settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[s
     init_telemetry(app, SERVICE_NAME, engine=engine.sync_engine, **(telemetry_options or {}))
 
     app.include_router(chat.router)
+    feedback.mount(app)
     if REPLAY_PROVIDER == "builtin":
         app.state.replay_store = SqlReplayStore(app.state.sessions)
         app.state.replay_limiter = replay.RateLimiter(settings.replay_chunks_per_minute)

@@ -14,12 +14,12 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import replay
 from .config import EXCLUDED_URLS, TelemetrySettings
+from .sampling import conversation_sampler
 from .scrubbing import ScrubbingSpanExporter, header_sanitize_fields
 
 # FastAPI now ships its own OpenTelemetry middleware; it steps aside when it sees the contrib
@@ -33,7 +33,7 @@ def build_tracer_provider(
     """Parent-based ratio sampling: a sampled caller (browser, gateway) is always followed."""
     provider = TracerProvider(
         resource=resource,
-        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+        sampler=conversation_sampler(settings.trace_sample_ratio),
     )
     # The batch processor exports off the request path and drops spans when its bounded queue
     # is full rather than growing; scrubbing happens in its thread, just before export.
