@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
 
+from app import db
 from app.api.feedback import ClientRateLimiter
 from app.telemetry.testing import SpanKind, TelemetryCapture
 
@@ -123,3 +126,31 @@ def test_the_rate_limiter_is_per_client_and_bounded() -> None:
     for n in range(10):
         limiter.allow(f"c{n}", now=0)
     assert len(limiter._seen) <= 3
+
+
+def test_create_schema_adds_the_span_columns_to_an_existing_database(tmp_path) -> None:
+    """A database made before feedback existed gets span_id and trace_flags at start, rows kept."""
+
+    async def migrate() -> tuple[set[str], int]:
+        engine = db.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "CREATE TABLE messages (id INTEGER PRIMARY KEY, conversation_id VARCHAR(128), role VARCHAR(16),"
+                    " content TEXT, created_at DATETIME, trace_id VARCHAR(32), model VARCHAR(128),"
+                    " input_tokens INTEGER, output_tokens INTEGER, cost_usd FLOAT)"
+                )
+            )
+            await connection.execute(
+                text("INSERT INTO messages (conversation_id, role, content) VALUES ('c', 'user', 'x')")
+            )
+        await db.create_schema(engine)
+        await db.create_schema(engine)  # idempotent: every start runs it
+        async with engine.connect() as connection:
+            columns = await connection.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("messages")})
+            rows = (await connection.execute(text("SELECT count(*) FROM messages"))).scalar_one()
+        await engine.dispose()
+        return columns, rows
+
+    columns, rows = asyncio.run(migrate())
+    assert {"span_id", "trace_flags"} <= columns and rows == 1
