@@ -28,6 +28,7 @@ class ClickRun:
     shown_trace_id: str
     feedback_status: int
     request_baggage: dict[str, str]
+    llm_baggage: list[str]
     spans: list[Span]
     logs: list[LogRecord]
     page_errors: list[str]
@@ -71,8 +72,13 @@ def clicked(
             page.click("[data-testid=feedback-down]")
         status = answer.value.status
         stack.rx.wait_for(lambda rx: _event_arrived(rx.logs(), shown), timeout=20)
+        llm_baggage = [
+            r["headers"].get("baggage", "")
+            for r in stack.llm.requests()
+            if r["path"] == "/v1/chat/completions"
+        ]
     # Read after the servers stopped: what they flushed on SIGTERM arrived too.
-    return ClickRun(shown, status, baggage, stack.rx.spans(), stack.rx.logs(), page_errors)
+    return ClickRun(shown, status, baggage, llm_baggage, stack.rx.spans(), stack.rx.logs(), page_errors)
 
 
 def test_the_click_records_the_event_in_the_replys_trace(clicked: ClickRun) -> None:
@@ -104,3 +110,8 @@ def test_both_requests_carry_the_conversation_in_baggage(clicked: ClickRun) -> N
     assert feedback == chat
     (event,) = [r for r in clicked.logs if r.event_name == EVENT]
     assert chat == f"gen_ai.conversation.id={event.attributes['gen_ai.conversation.id']}"
+
+
+def test_the_conversation_reaches_the_backend_through_the_proxy(clicked: ClickRun) -> None:
+    """The Next.js proxy passes the baggage on: the backend's context holds it (its LLM call shows it)."""
+    assert clicked.llm_baggage == [clicked.request_baggage["chat"]]
