@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, select
+from sqlalchemy import Connection, DateTime, Float, Integer, String, Text, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -46,7 +46,10 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
-    trace_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    trace_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    # The span the reply was produced in, so feedback on it can be recorded inside its trace.
+    span_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    trace_flags: Mapped[int | None] = mapped_column(Integer, default=None)
     model: Mapped[str | None] = mapped_column(String(128), default=None)
     input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -54,9 +57,26 @@ class Message(Base):
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Creates missing tables. Use Alembic migrations once the schema starts to change."""
+    """Creates missing tables, then adds missing nullable columns and indexes to existing ones.
+
+    Enough for a schema that only grows by optional columns; use Alembic migrations once it
+    changes in any other way.
+    """
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
+        await connection.run_sync(_add_missing_columns)
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    existing = inspect(connection)
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)
 
 
 async def conversation_messages(session: AsyncSession, conversation_id: str, limit: int | None = None) -> list[Message]:

@@ -14,7 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from . import db
-from .api import chat, replay
+from .api import chat, feedback, replay
 from .cerebe import CerebeClient
 from .errors import install_error_handlers
 from .replay_store import SqlReplayStore
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[s
     install_error_handlers(app)
 
     app.include_router(chat.router)
+    feedback.mount(app)
     if REPLAY_PROVIDER == "builtin":
         app.state.replay_store = SqlReplayStore(app.state.sessions)
         app.state.replay_limiter = replay.RateLimiter(settings.replay_chunks_per_minute)

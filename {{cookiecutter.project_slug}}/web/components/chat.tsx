@@ -2,6 +2,7 @@
 
 import { type FormEvent, useRef, useState } from "react";
 import { randomId } from "../lib/ids";
+import { withConversation } from "../lib/conversation";
 
 interface Exchange {
   message: string;
@@ -50,11 +51,14 @@ export function Chat() {
     setExchanges((previous) => [...previous, { message }]);
     let outcome: Partial<Exchange>;
     try {
-      const response = await fetch("/api/chat", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ conversation_id: conversationId.current, message }),
-      });
+      const conversation = conversationId.current;
+      const response = await withConversation(conversation, () =>
+        fetch("/api/chat", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ conversation_id: conversation, message }),
+        }),
+      );
       if (response.ok) {
         const body = (await response.json()) as ChatReply;
         outcome = { reply: body.reply, traceId: body.trace_id };
@@ -90,6 +94,9 @@ export function Chat() {
                 trace <code data-testid={i === last ? "trace-id" : undefined}>{item.traceId}</code>
               </p>
             )}
+            {item.traceId && item.reply !== undefined && conversationId.current && (
+              <ReplyFeedback traceId={item.traceId} conversationId={conversationId.current} last={i === last} />
+            )}
           </li>
         ))}
       </ol>
@@ -108,5 +115,59 @@ export function Chat() {
         </button>
       </form>
     </main>
+  );
+}
+
+/**
+ * Thumbs up / down on one reply: POST /api/feedback with the reply's trace_id. The backend records
+ * it inside that reply's trace (backend/app/api/feedback.py); one vote per reply.
+ */
+function ReplyFeedback({ traceId, conversationId, last }: { traceId: string; conversationId: string; last: boolean }) {
+  const [sent, setSent] = useState<1 | -1 | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  async function rate(score: 1 | -1) {
+    setSent(score);
+    setError(null);
+    try {
+      const response = await withConversation(conversationId, () =>
+        fetch("/api/feedback", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ trace_id: traceId, score }),
+        }),
+      );
+      if (!response.ok) throw new Error(await errorDetail(response));
+    } catch (failure) {
+      setSent(null);
+      setError(failure instanceof Error ? failure.message : String(failure));
+    }
+  }
+
+  const testId = (name: string) => (last ? name : undefined);
+  return (
+    <p className="feedback" data-testid={testId("feedback")} data-sent={sent ?? undefined}>
+      <button
+        type="button"
+        aria-label="Good reply"
+        aria-pressed={sent === 1}
+        disabled={sent !== null}
+        onClick={() => void rate(1)}
+        data-testid={testId("feedback-up")}
+      >
+        👍
+      </button>
+      <button
+        type="button"
+        aria-label="Bad reply"
+        aria-pressed={sent === -1}
+        disabled={sent !== null}
+        onClick={() => void rate(-1)}
+        data-testid={testId("feedback-down")}
+      >
+        👎
+      </button>
+      {error && <span role="alert">{error}</span>}
+    </p>
   );
 }

@@ -3,7 +3,8 @@
  * origin's /otel/v1/traces (forwarded to the collector by the Next.js server: no CORS, and
  * ad blockers leave a first-party path alone).
  *
- * - Trace context and the replay session's header go only to the API (lib/propagation.ts).
+ * - Trace context, baggage (the conversation id: lib/sampling.ts) and the replay session's header
+ *   go only to the API (lib/propagation.ts).
  * - The exporter's own requests, the rest of /otel/*, and the replay vendor's requests are never
  *   traced, so exporting never produces spans to export.
  * - Every span carries the replay session (`session.id`, lib/observability.ts).
@@ -13,7 +14,7 @@
  *   at the flush on leaving, not at once.
  */
 import type { Attributes, Context } from "@opentelemetry/api";
-import { CompositePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { registerInstrumentations } from "@opentelemetry/instrumentation";
 import { DocumentLoadInstrumentation } from "@opentelemetry/instrumentation-document-load";
@@ -21,15 +22,14 @@ import { FetchInstrumentation } from "@opentelemetry/instrumentation-fetch";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import {
   BatchSpanProcessor,
-  ParentBasedSampler,
   type ReadableSpan,
   type Span,
   type SpanProcessor,
-  TraceIdRatioBasedSampler,
   WebTracerProvider,
 } from "@opentelemetry/sdk-trace-web";
 import { apiPrefixes, HeadersPropagator, ScopedPropagator, shouldPropagate } from "./propagation";
 import type { ReplaySession } from "./replay/types";
+import { conversationSampler } from "./sampling";
 import type { TelemetryConfig } from "./telemetry-config";
 
 /** Header names the replay sessions may send (lib/replay/*), declared as the propagator's fields. */
@@ -101,7 +101,7 @@ export function startTracing({ config, origin, session, ignoreUrls = [] }: Start
         "deployment.environment.name": config.environment,
       }),
     ),
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
+    sampler: conversationSampler(config.sampleRatio),
     spanProcessors: [new SessionSpanProcessor(session), batch],
   });
   provider.register({
@@ -109,6 +109,7 @@ export function startTracing({ config, origin, session, ignoreUrls = [] }: Start
       new CompositePropagator({
         propagators: [
           new W3CTraceContextPropagator(),
+          new W3CBaggagePropagator(),
           new HeadersPropagator((requestId) => session()?.headers(requestId) ?? {}, SESSION_HEADERS),
         ],
       }),

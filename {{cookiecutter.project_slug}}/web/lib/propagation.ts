@@ -12,11 +12,13 @@
  */
 import {
   type Context,
+  defaultTextMapSetter,
   type TextMapGetter,
   type TextMapPropagator,
   type TextMapSetter,
   trace,
 } from "@opentelemetry/api";
+import { W3CBaggagePropagator } from "@opentelemetry/core";
 import { API_PATH } from "./telemetry-config";
 
 /** The absolute URL prefixes of the API, as seen from a page on `origin`. */
@@ -69,6 +71,16 @@ export class ScopedPropagator implements TextMapPropagator {
   }
 }
 
+/**
+ * The context's own baggage members (the conversation id), then `value` (a replay vendor's):
+ * one `baggage` header carries both, where setting it twice would keep only the last.
+ */
+export function mergedBaggage(context: Context, value: string): string {
+  const own: Record<string, string> = {};
+  new W3CBaggagePropagator().inject(context, own, defaultTextMapSetter);
+  return own.baggage ? `${own.baggage},${value}` : value;
+}
+
 /** Writes the headers returned by `headers` (the replay session's), beside traceparent. */
 export class HeadersPropagator implements TextMapPropagator {
   constructor(
@@ -78,7 +90,9 @@ export class HeadersPropagator implements TextMapPropagator {
 
   inject(context: Context, carrier: unknown, setter: TextMapSetter): void {
     const requestId = trace.getSpan(context)?.spanContext().spanId ?? "";
-    for (const [name, value] of Object.entries(this.headers(requestId))) setter.set(carrier, name, value);
+    for (const [name, value] of Object.entries(this.headers(requestId))) {
+      setter.set(carrier, name, name === "baggage" ? mergedBaggage(context, value) : value);
+    }
   }
 
   extract(context: Context): Context {

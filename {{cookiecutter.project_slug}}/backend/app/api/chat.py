@@ -66,8 +66,8 @@ class ConversationOut(BaseModel):
     messages: list[MessageOut]
 
 
-def current_trace_id() -> str | None:
-    context = trace.get_current_span().get_span_context()
+def current_trace_id(context: trace.SpanContext | None = None) -> str | None:
+    context = context or trace.get_current_span().get_span_context()
     return format_trace_id(context.trace_id) if context.is_valid else None
 
 
@@ -82,14 +82,17 @@ async def _store_question(request: Request, body: ChatRequest, trace_id: str | N
     return [{"role": m.role, "content": m.content} for m in history]
 
 
-async def _store_reply(request: Request, conversation_id: str, reply: ChatReply, trace_id: str | None) -> None:
+async def _store_reply(request: Request, conversation_id: str, reply: ChatReply, span: trace.SpanContext) -> None:
+    """Stores the reply with the span it was made in (feedback on it is recorded in that trace)."""
     async with request.app.state.sessions() as session:
         session.add(
             Message(
                 conversation_id=conversation_id,
                 role="assistant",
                 content=reply.content,
-                trace_id=trace_id,
+                trace_id=current_trace_id(span),
+                span_id=format(span.span_id, "016x") if span.is_valid else None,
+                trace_flags=int(span.trace_flags) if span.is_valid else None,
                 model=reply.model,
                 input_tokens=reply.input_tokens,
                 output_tokens=reply.output_tokens,
@@ -110,7 +113,8 @@ def _usage(reply: ChatReply) -> Usage:
 @router.post("/chat", response_model=ChatResponse)
 async def chat(body: ChatRequest, request: Request) -> ChatResponse:
     cerebe: CerebeClient = request.app.state.cerebe
-    trace_id = current_trace_id()
+    span = trace.get_current_span().get_span_context()
+    trace_id = current_trace_id(span)
     history = await _store_question(request, body, trace_id)
     try:
         reply = await cerebe.chat(history, conversation_id=body.conversation_id)
@@ -119,7 +123,7 @@ async def chat(body: ChatRequest, request: Request) -> ChatResponse:
             "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
         )
         raise HTTPException(status_code=exc.status_code, detail=f"{exc}; your message was saved") from None
-    await _store_reply(request, body.conversation_id, reply, trace_id)
+    await _store_reply(request, body.conversation_id, reply, span)
     return ChatResponse(
         conversation_id=body.conversation_id,
         reply=reply.content,
@@ -133,7 +137,8 @@ async def chat(body: ChatRequest, request: Request) -> ChatResponse:
 async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
     """Server-sent events: `{"delta": text}` per chunk, then `{"done": true, ...}` or an `error` event."""
     cerebe: CerebeClient = request.app.state.cerebe
-    trace_id = current_trace_id()
+    span = trace.get_current_span().get_span_context()
+    trace_id = current_trace_id(span)
     history = await _store_question(request, body, trace_id)
 
     async def events() -> AsyncIterator[str]:
@@ -148,7 +153,7 @@ async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
             detail = {"status": exc.status_code, "detail": f"{exc}; your message was saved", "trace_id": trace_id}
             yield f"event: error\ndata: {json.dumps(detail)}\n\n"
             return
-        await _store_reply(request, body.conversation_id, result.reply, trace_id)
+        await _store_reply(request, body.conversation_id, result.reply, span)
         done = {"done": True, "trace_id": trace_id, "model": result.reply.model, **_usage(result.reply).model_dump()}
         yield f"data: {json.dumps(done)}\n\n"
 

@@ -11,13 +11,13 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import format_span_id, format_trace_id
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import replay
 from .config import TelemetrySettings
+from .sampling import conversation_sampler
 from .scrubbing import ScrubbingSpanExporter, header_sanitize_fields
 
 # FastAPI now ships its own OpenTelemetry middleware; it steps aside when it sees the contrib
@@ -29,7 +29,7 @@ def build_tracer_provider(settings: TelemetrySettings, resource: Resource, expor
     """Parent-based ratio sampling: a sampled caller (browser, gateway) is always followed."""
     provider = TracerProvider(
         resource=resource,
-        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+        sampler=conversation_sampler(settings.trace_sample_ratio),
     )
     # The batch processor exports off the request path and drops spans when its bounded queue
     # is full rather than growing; scrubbing happens in its thread, just before export.
