@@ -33,24 +33,6 @@ class Settings:
     history_limit: int = 20
     """How many earlier messages of the conversation are sent along. Env: CHAT_HISTORY_LIMIT."""
 
-    replay_viewer_token: str | None = None
-    """Operator token for reading replays (built-in replay). Unset: no viewer. Env: REPLAY_VIEWER_TOKEN."""
-
-    replay_retention_hours: float = 168.0
-    """Replay chunks older than this are deleted (personal data). Env: REPLAY_RETENTION_HOURS."""
-
-    replay_max_chunk_bytes: int = 512 * 1024
-    """Largest accepted upload, as sent (compressed). Env: REPLAY_MAX_CHUNK_BYTES."""
-
-    replay_max_session_bytes: int = 20 * 1024 * 1024
-    """Recording of a session stops past this many stored bytes. Env: REPLAY_MAX_SESSION_BYTES."""
-
-    replay_chunks_per_minute: int = 120
-    """Uploads accepted per session per minute. Env: REPLAY_CHUNKS_PER_MINUTE."""
-
-    replay_allowed_origins: tuple[str, ...] = ()
-    """Origins besides the API's own allowed to upload (comma-separated). Env: REPLAY_ALLOWED_ORIGINS."""
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -62,12 +44,4 @@ class Settings:
             cerebe_provider=env.get("CEREBE_PROVIDER") or cls.cerebe_provider,
             cerebe_timeout=float(env.get("CEREBE_TIMEOUT") or cls.cerebe_timeout),
             history_limit=int(env.get("CHAT_HISTORY_LIMIT") or cls.history_limit),
-            replay_viewer_token=env.get("REPLAY_VIEWER_TOKEN") or None,
-            replay_retention_hours=float(env.get("REPLAY_RETENTION_HOURS") or cls.replay_retention_hours),
-            replay_max_chunk_bytes=int(env.get("REPLAY_MAX_CHUNK_BYTES") or cls.replay_max_chunk_bytes),
-            replay_max_session_bytes=int(env.get("REPLAY_MAX_SESSION_BYTES") or cls.replay_max_session_bytes),
-            replay_chunks_per_minute=int(env.get("REPLAY_CHUNKS_PER_MINUTE") or cls.replay_chunks_per_minute),
-            replay_allowed_origins=tuple(
-                o.strip().rstrip("/") for o in (env.get("REPLAY_ALLOWED_ORIGINS") or "").split(",") if o.strip()
-            ),
         )
