@@ -144,7 +144,9 @@ def _chunk(seq: int, events: list[dict], trace_ids: list[str] | None = None) -> 
     return json.dumps({"seq": seq, "events": events, "trace_ids": trace_ids or []}).encode()
 
 
-def _upload(client: httpx.Client, session: str, raw: bytes, secret: str, gzipped: bool = False, **headers: str):
+def _upload(
+    client: httpx.Client, session: str, raw: bytes, secret: str, gzipped: bool = False, **headers: str
+):
     headers["x-replay-write-secret"] = secret
     if gzipped:
         headers["content-encoding"] = "gzip"
@@ -158,7 +160,7 @@ def _session_id() -> str:
 def test_a_gzip_bomb_is_refused_while_inflating(boot) -> None:
     """Four 10 kB gzip chunks that inflate to 10 MiB each: 413 chunk_too_large, nothing stored."""
     backend = boot()
-    bomb_json = _chunk(0, [{"type": 3, "timestamp": 1, "data": {"text": "a" * 10 * MB}}])
+    bomb_json = _chunk(0, [{"type": 3, "timestamp": 1, "data": {"text": "a" * (10 * MB - 100)}}])
     session, secret = _session_id(), secrets.token_urlsafe(32)
     with httpx.Client(base_url=backend.url, timeout=60) as client, watched(backend) as watch:
         answers = []
@@ -189,11 +191,16 @@ def test_reading_a_full_session_streams_in_bounded_memory(boot) -> None:
                 break
             stored += 1
         assert stored >= 15, f"only {stored} chunks stored"
-        with watched(backend) as watch, client.stream("GET", f"/api/replay/{session}", headers=OPERATOR) as read:
+        with (
+            watched(backend) as watch,
+            client.stream("GET", f"/api/replay/{session}", headers=OPERATOR) as read,
+        ):
             assert read.status_code == 200
             raw = b"".join(read.iter_bytes())
     data = json.loads(raw)
-    print(f"\nsession read back: {stored} chunks, {len(raw) / MB:.1f} MB of JSON, {len(data['events'])} events")
+    print(
+        f"\nsession read back: {stored} chunks, {len(raw) / MB:.1f} MB of JSON, {len(data['events'])} events"
+    )
     assert data["chunks"] == stored and len(data["events"]) == stored * len(events)
     _assert_unharmed(watch, "reading a full session")
 
@@ -220,8 +227,10 @@ def test_one_client_cannot_fill_the_storage(boot, tmp_path: Path) -> None:
     _assert_refused(one_client[-1], 429, "too_many_sessions")
     statuses = [a.status_code for a in many_clients]
     database = Path(tmp_path / "attack.db").stat().st_size / MB
-    print(f"60 clients: {statuses.count(201)} stored, {statuses.count(507)} refused 507; db {database:.1f} MB"
-          f" after {elapsed:.1f} s")
+    print(
+        f"60 clients: {statuses.count(201)} stored, {statuses.count(507)} refused 507; db {database:.1f} MB"
+        f" after {elapsed:.1f} s"
+    )
     assert 507 in statuses and set(statuses[statuses.index(507) :]) == {507}
     _assert_refused(many_clients[-1], 507, "storage_full")
     assert database < 16 + 4, f"the database holds {database:.1f} MB"
@@ -232,8 +241,14 @@ POISON = {
     "NaN timestamp": b'{"seq": 1, "events": [{"type": 3, "timestamp": NaN}]}',
     "infinite number": b'{"seq": 2, "events": [{"type": 3, "timestamp": 1, "x": 1e999}]}',
     "lone surrogate": b'{"seq": 3, "events": [{"type": 3, "timestamp": 1, "x": "\\ud800"}]}',
-    "nested 900 deep": b'{"seq": 4, "events": [{"type": 3, "timestamp": 1, "x": ' + b"[" * 900 + b"]" * 900 + b"}]}",
-    "nested 5000 deep": b'{"seq": 5, "events": [{"type": 3, "timestamp": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}]}",
+    "nested 900 deep": b'{"seq": 4, "events": [{"type": 3, "timestamp": 1, "x": '
+    + b"[" * 900
+    + b"]" * 900
+    + b"}]}",
+    "nested 5000 deep": b'{"seq": 5, "events": [{"type": 3, "timestamp": 1, "x": '
+    + b"[" * 5000
+    + b"]" * 5000
+    + b"}]}",
     "invalid UTF-8": b'{"seq": 6, "events": [{"type": 3, "timestamp": 1, "x": "\xff\xfe"}]}',
 }
 
@@ -271,7 +286,9 @@ def test_only_the_browser_that_started_a_session_can_append(boot) -> None:
     assert read["chunks"] == 1 and "forged" not in json.dumps(read["events"])
 
 
-def _stream_until_answered(backend: Backend, path: str, headers: dict[str, str], total: int) -> tuple[int, dict, int]:
+def _stream_until_answered(
+    backend: Backend, path: str, headers: dict[str, str], total: int
+) -> tuple[int, dict, int]:
     """Sends a chunked body of `total` bytes, 64 kB at a time, and stops as soon as the server answers.
 
     Returns (status, JSON answer, bytes the client had sent when the answer came)."""
@@ -281,7 +298,9 @@ def _stream_until_answered(backend: Backend, path: str, headers: dict[str, str],
     sent = 0
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        sock.sendall(f"POST {path} HTTP/1.1\r\nhost: {host}\r\ntransfer-encoding: chunked\r\n{head}\r\n".encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nhost: {host}\r\ntransfer-encoding: chunked\r\n{head}\r\n".encode()
+        )
         try:
             while sent < total and not select.select([sock], [], [], 0)[0]:
                 sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
@@ -316,7 +335,9 @@ def _length(answer: bytes) -> int:
     ],
     ids=["chat", "replay"],
 )
-def test_an_endless_chunked_body_is_refused_while_it_streams(boot, path: str, headers: dict, code: str) -> None:
+def test_an_endless_chunked_body_is_refused_while_it_streams(
+    boot, path: str, headers: dict, code: str
+) -> None:
     """100 MB sent chunked (no Content-Length): 413 as soon as the limit is passed, long before the
     body ends, and the backend never holds it."""
     backend = boot()
