@@ -73,7 +73,8 @@ async def ingest(session_id: str, request: Request) -> JSONResponse:
     secret = request.headers.get(WRITE_SECRET_HEADER, "")
     if not WRITE_SECRET.match(secret):
         raise Refused(400, "bad_write_secret", f"{WRITE_SECRET_HEADER} must be 32 to 128 characters of base64url")
-    if not replay.chunk_limiter.allow(session_id):
+    # Per session and client: uploads from elsewhere cannot use up a session's budget.
+    if not replay.chunk_limiter.allow(f"{client_of(request)} {session_id}"):
         raise Refused(429, "rate_limited", "too many chunks for this session; retry later", {"Retry-After": "60"})
     body = await read_body(request, settings.max_chunk_bytes, code="chunk_too_large", inflate=True)
     async with replay.parse_slots:

@@ -37,7 +37,8 @@ class ReplaySettings(BaseSettings):
     retention purge makes room (nothing is evicted: a flood cannot push real sessions out)."""
 
     chunks_per_minute: int = Field(120, gt=0)
-    """REPLAY_CHUNKS_PER_MINUTE: uploads per session per minute (per worker); past it 429 `rate_limited`."""
+    """REPLAY_CHUNKS_PER_MINUTE: uploads per session and client per minute (per worker); past it 429
+    `rate_limited`."""
 
     new_sessions_per_client_per_hour: int = Field(60, gt=0)
     """REPLAY_NEW_SESSIONS_PER_CLIENT_PER_HOUR: sessions one client address may start per hour (per
