@@ -391,6 +391,10 @@ def hostile_events(attacker: str) -> list[dict]:
     ]
 
 
+# How Chromium words each refusal (a frame's names only the origin it would have shown).
+REFUSALS = ("image.png", "style.css", "font.woff", "background.png", "Framing 'http://127.0.0.1:")
+
+
 @dataclass
 class HostileRun:
     requested: list[str]
@@ -437,9 +441,9 @@ def hostile(backend_python: Path, tmp_path_factory: pytest.TempPathFactory) -> H
         frame = page.frame_locator(REPLAY_IFRAME)
         frame.locator("#hostile-text").wait_for(timeout=30_000)
         replayed_text = frame.locator("#hostile-text").text_content() or ""
-        # The browser reports each resource it refused; wait for the image, stylesheet and frame.
+        # The browser reports each resource it refused; wait for the image, stylesheet, font and frame.
         deadline = time.monotonic() + 20
-        wanted = ("image.png", "style.css", "frame.html")
+        wanted = REFUSALS
         while time.monotonic() < deadline and not all(any(w in r for r in refused) for w in wanted):
             page.wait_for_timeout(100)
         script_ran = {
@@ -458,7 +462,7 @@ def test_a_hostile_replay_loads_nothing_from_elsewhere(hostile: HostileRun) -> N
     assert hostile.replayed_text == "hostile page", "the hostile page was replayed"
     assert "default-src 'self'" in hostile.csp
     assert hostile.requested == []
-    for resource in ("image.png", "style.css", "frame.html"):
+    for resource in REFUSALS:
         assert any(resource in line for line in hostile.refused), (
             f"{resource}: no refusal in {hostile.refused}"
         )
