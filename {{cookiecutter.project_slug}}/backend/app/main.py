@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,8 +17,6 @@ from .settings import Settings
 from .telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, init_telemetry
 from .telemetry.config import SERVICE_NAME
 from .telemetry.replay import PROVIDER as REPLAY_PROVIDER
-
-logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
