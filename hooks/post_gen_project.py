@@ -27,6 +27,8 @@ REMOVALS = {
     "include_web": (Path("web"),),
     "include_k8s": (Path("deploy"), Path("docker-compose.yaml")),
 }
+# The built-in replay's backend package and its tests, unless session_replay is builtin.
+BUILTIN_REPLAY = (Path("backend", "app", "replay"), Path("backend", "tests", "test_replay.py"))
 WIRING_BROKEN = (
     "ERROR: the rendered project's OpenTelemetry wiring is broken (see above); this is a template bug"
 )
@@ -49,10 +51,12 @@ def _is_on(value: object) -> bool:
 
 
 def plan_removals(context: Mapping[str, object]) -> list[Path]:
-    """Paths, relative to the project, of the parts whose include_* switch is off."""
-    return [
+    """Paths, relative to the project, of the parts whose include_* switch is off (and the built-in
+    replay's package when another vendor, or none, was chosen)."""
+    removed = [
         path for option, paths in REMOVALS.items() if not _is_on(context.get(option, True)) for path in paths
     ]
+    return removed + list(BUILTIN_REPLAY if context.get("session_replay", "builtin") != "builtin" else ())
 
 
 def remove(project: Path, paths: list[Path]) -> None:

@@ -6,13 +6,22 @@ app (tests/support/web_stack.py). A user types a distinctive message and sends i
 the page, which flushes the last chunk. An operator, in a browser context of their own, opens
 /replay/<session id>: first without the token, then with a wrong one, then with the right one.
 Last, a backend and web app without REPLAY_VIEWER_TOKEN, on the same database, show the viewer off.
+
+A second fixture plays a hostile recording, uploaded as an attacker's client would send it: its DOM
+points an image, a stylesheet, a font, a nested frame and scripts at a local HTTP server; the viewer
+must fetch nothing from it and run none of it.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -301,3 +310,165 @@ def test_without_a_configured_token_there_is_no_viewer(run: ReplayRun) -> None:
     status, detail = run.api_without_token_config
     assert status == 404 and "REPLAY_VIEWER_TOKEN" in detail
     assert "viewer is off" in run.viewer_off
+
+
+class _Watched(BaseHTTPRequestHandler):
+    """Answers every GET with something loadable, and notes the path: any request is a leak."""
+
+    requested: list[str]
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.requested.append(self.path)
+        body = {"/style.css": b"body { color: red }", "/frame.html": b"<p>attacker</p>"}.get(self.path, b"x")
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def attacker_server() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server standing in for the attacker's: (its origin, the paths it was asked for)."""
+    requested: list[str] = []
+    handler = type("Handler", (_Watched,), {"requested": requested})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _element(node_id: int, tag: str, attributes: dict, children: list | None = None) -> dict:
+    return {"type": 2, "tagName": tag, "attributes": attributes, "childNodes": children or [], "id": node_id}
+
+
+def _text(node_id: int, text: str, **extra: object) -> dict:
+    return {"type": 3, "textContent": text, "id": node_id, **extra}
+
+
+def hostile_events(attacker: str) -> list[dict]:
+    """An rrweb recording (meta + full snapshot) whose page loads everything from `attacker`."""
+    pwn = "window.top.__replayed_script_ran = true"
+    css = (
+        f"body {{ background: url({attacker}/background.png) }}"
+        f" @font-face {{ font-family: x; src: url({attacker}/font.woff) }} p {{ font-family: x }}"
+    )
+    head = _element(4, "head", {}, [
+        _element(5, "link", {"rel": "stylesheet", "href": f"{attacker}/style.css"}),
+        _element(6, "style", {}, [_text(7, css, isStyle=True)]),
+        _element(8, "script", {"src": f"{attacker}/script.js"}),
+    ])  # fmt: skip
+    body = _element(9, "body", {}, [
+        _element(10, "p", {"id": "hostile-text"}, [_text(11, "hostile page")]),
+        _element(12, "img", {"src": f"{attacker}/image.png"}),
+        _element(13, "iframe", {"src": f"{attacker}/frame.html"}),
+        _element(14, "script", {}, [_text(15, f"{pwn}; new Image().src = '{attacker}/beacon'")]),
+        _element(16, "img", {"src": "/no-such-image", "onerror": pwn}),
+    ])  # fmt: skip
+    document = {
+        "type": 0,
+        "childNodes": [
+            {"type": 1, "name": "html", "publicId": "", "systemId": "", "id": 2},
+            _element(3, "html", {}, [head, body]),
+        ],
+        "id": 1,
+    }
+    now = int(time.time() * 1000)
+    return [
+        {"type": 4, "timestamp": now, "data": {"href": f"{attacker}/hostile", "width": 1000, "height": 700}},
+        {"type": 2, "timestamp": now + 1, "data": {"node": document, "initialOffset": {"left": 0, "top": 0}}},
+        {
+            "type": 3,
+            "timestamp": now + 2000,
+            "data": {"source": 1, "positions": [{"x": 1, "y": 1, "id": 10, "timeOffset": 0}]},
+        },
+    ]
+
+
+# How Chromium words each refusal (a frame's names only the origin it would have shown).
+REFUSALS = ("image.png", "style.css", "font.woff", "background.png", "Framing 'http://127.0.0.1:")
+
+
+@dataclass
+class HostileRun:
+    requested: list[str]
+    refused: list[str]
+    script_ran: dict[str, object]
+    replayed_text: str
+    csp: str
+
+
+@pytest.fixture(scope="module")
+def hostile(backend_python: Path, tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
+    workdir = tmp_path_factory.mktemp("replay-hostile")
+    project = render(workdir / "out", session_replay="builtin")
+    app = ensure_web_build(project / "web", CACHE_DIR)
+    session_id = f"hostile-{secrets.token_hex(8)}"
+    with (
+        attacker_server() as (attacker, requested),
+        web_stack(project, app, backend_python, workdir, backend_env={"REPLAY_VIEWER_TOKEN": TOKEN}) as stack,
+        chromium() as browser,
+    ):
+        chunk = {"seq": 0, "events": hostile_events(attacker), "trace_ids": []}
+        stored = httpx.post(
+            f"{stack.backend.url}/api/replay/{session_id}",
+            json=chunk,
+            headers={"x-replay-write-secret": secrets.token_urlsafe(32)},
+            timeout=10,
+        )
+        assert stored.status_code == 201, stored.text
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        context.add_init_script(f"sessionStorage.setItem('replay.viewer.token', {json.dumps(TOKEN)})")
+        page = context.new_page()
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        response = page.goto(f"{stack.web.url}/replay/{session_id}")
+        csp = (response.headers.get("content-security-policy") if response else None) or ""
+        page.wait_for_selector(
+            "[data-testid=replay-player][data-ready=true]", state="attached", timeout=20_000
+        )
+        frame = page.frame_locator(REPLAY_IFRAME)
+        frame.locator("#hostile-text").wait_for(timeout=30_000)
+        replayed_text = frame.locator("#hostile-text").text_content() or ""
+        # The browser reports each resource it refused; wait for the image, stylesheet, font and frame.
+        deadline = time.monotonic() + 20
+        wanted = REFUSALS
+        while time.monotonic() < deadline and not all(any(w in r for r in refused) for w in wanted):
+            page.wait_for_timeout(100)
+        script_ran = {
+            "top": page.evaluate("() => window.__replayed_script_ran ?? null"),
+            "frame": page.locator(REPLAY_IFRAME).evaluate(
+                "(f) => f.contentWindow.__replayed_script_ran ?? null"
+            ),
+        }
+        context.close()
+    return HostileRun(requested, refused, script_ran, replayed_text, csp)
+
+
+def test_a_hostile_replay_loads_nothing_from_elsewhere(hostile: HostileRun) -> None:
+    """The replayed DOM's image, stylesheet, font, background and nested frame point at another
+    origin: the attacker's server gets no request, and the browser reports each refusal."""
+    assert hostile.replayed_text == "hostile page", "the hostile page was replayed"
+    assert "default-src 'self'" in hostile.csp
+    assert hostile.requested == []
+    for resource in REFUSALS:
+        assert any(resource in line for line in hostile.refused), (
+            f"{resource}: no refusal in {hostile.refused}"
+        )
+
+
+def test_a_hostile_replay_runs_no_script(hostile: HostileRun) -> None:
+    """Neither the replayed <script> (inline or from the attacker) nor an onerror handler runs."""
+    assert hostile.script_ran == {"top": None, "frame": None}
+    assert not [path for path in hostile.requested if path in {"/script.js", "/beacon"}]

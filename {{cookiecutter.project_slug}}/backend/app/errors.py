@@ -45,7 +45,10 @@ def one_line(exc: RequestValidationError) -> str:
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
+    body = error_body(exc.detail)
+    if code := getattr(exc, "code", None):  # limits.Refused: the reason a client can act on
+        body["code"] = code
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from . import db
-from .api import chat, feedback, replay
+from .api import chat, feedback
 from .cerebe import CerebeClient
 from .errors import install_error_handlers
-from .replay_store import SqlReplayStore
 from .settings import Settings
 from .telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, init_telemetry
 from .telemetry.config import SERVICE_NAME
 from .telemetry.replay import PROVIDER as REPLAY_PROVIDER
-
-logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -33,26 +26,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # One client for the app's lifetime: building one per request costs an SSL context each time.
     async with httpx.AsyncClient(timeout=settings.cerebe_timeout) as http:
         app.state.cerebe = CerebeClient(http, settings, app.state.telemetry.llm)
-        purger = asyncio.create_task(_purge_replays(app)) if REPLAY_PROVIDER == "builtin" else None
         yield
-        if purger is not None:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
     await app.state.engine.dispose()
-
-
-async def _purge_replays(app: FastAPI, every_seconds: float = 3600.0) -> None:
-    """Replays are personal data: drop chunks past REPLAY_RETENTION_HOURS, at start and hourly."""
-    retention = timedelta(hours=app.state.settings.replay_retention_hours)
-    while True:
-        try:
-            purged = await app.state.replay_store.purge_before(datetime.now(UTC) - retention)
-            if purged:
-                logger.info("replay chunks purged", extra={"purged": purged})
-        except Exception:  # noqa: BLE001 - a failed purge is retried next hour, the app goes on
-            logger.exception("replay purge failed")
-        await asyncio.sleep(every_seconds)
 
 
 def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[str, Any] | None = None) -> FastAPI:
@@ -70,9 +45,9 @@ def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[s
     app.include_router(chat.router)
     feedback.mount(app)
     if REPLAY_PROVIDER == "builtin":
-        app.state.replay_store = SqlReplayStore(app.state.sessions)
-        app.state.replay_limiter = replay.RateLimiter(settings.replay_chunks_per_minute)
-        app.include_router(replay.router)
+        from .replay import mount as mount_replay  # the package is not rendered for other vendors
+
+        mount_replay(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

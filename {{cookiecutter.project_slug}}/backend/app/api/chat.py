@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from opentelemetry import trace
 from opentelemetry.trace import format_trace_id
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
 from ..cerebe import CerebeClient, CerebeError, ChatReply, StreamedReply
 from ..db import Message, conversation_messages
+from ..limits import read_body
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +29,20 @@ ConversationId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+
 class ChatRequest(BaseModel):
     conversation_id: str = ConversationId
     message: str = Field(min_length=1, max_length=8000)
+
+
+# 8,000 characters of message, up to 6 bytes each when \u-escaped, and the rest of the object.
+MAX_CHAT_BODY_BYTES = 64 * 1024
+
+
+async def chat_request(request: Request) -> ChatRequest:
+    """The body as a ChatRequest, read at most MAX_CHAT_BODY_BYTES as it streams in (413 past it)."""
+    raw = await read_body(request, MAX_CHAT_BODY_BYTES, code="body_too_large")
+    try:
+        return ChatRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
 
 
 class Usage(BaseModel):
@@ -111,7 +128,7 @@ def _usage(reply: ChatReply) -> Usage:
 
 
 @router.post("/chat", response_model=ChatResponse)
-async def chat(body: ChatRequest, request: Request) -> ChatResponse:
+async def chat(request: Request, body: Annotated[ChatRequest, Depends(chat_request)]) -> ChatResponse:
     cerebe: CerebeClient = request.app.state.cerebe
     span = trace.get_current_span().get_span_context()
     trace_id = current_trace_id(span)
@@ -134,7 +151,7 @@ async def chat(body: ChatRequest, request: Request) -> ChatResponse:
 
 
 @router.post("/chat/stream")
-async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
+async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(chat_request)]) -> StreamingResponse:
     """Server-sent events: `{"delta": text}` per chunk, then `{"done": true, ...}` or an `error` event."""
     cerebe: CerebeClient = request.app.state.cerebe
     span = trace.get_current_span().get_span_context()

@@ -1,8 +1,8 @@
 import { tabSession, tabSessionId } from "./none";
 import type { ReplayConfig, ReplayContext, ReplaySession, ReplayVendor } from "./types";
-import { sessionSampled } from "./upload";
+import { sessionSampled } from "./sampling";
 
-/** backend/app/api/replay.py, reached through the web app's same-origin /api proxy. */
+/** backend/app/replay/routes.py, reached through the web app's same-origin /api proxy. */
 export const REPLAY_API_PATH = "/api/replay/";
 /** Pages never recorded: the replay viewer (web/app/replay), where an operator watches a replay. */
 export const UNRECORDED_PATHS = ["/replay/"];
@@ -20,7 +20,7 @@ export function shouldRecord(sessionId: string, pathname: string, sampleRate: nu
 
 /**
  * The built-in replay: rrweb in the browser (lib/replay/recorder.ts, a chunk of its own, loaded
- * only for a recorded session), stored by the backend (backend/app/api/replay.py) and played by
+ * only for a recorded session), stored by the backend (backend/app/replay/) and played by
  * the web app's viewer (app/replay/[sessionId]). The session id is the tab's, sent as
  * `x-session-id` like the "none" vendor's, so every trace of the tab names the replay.
  */

@@ -1,6 +1,7 @@
 /**
  * The built-in replay's recorder (browser only; lib/replay/builtin.ts loads it after hydration,
- * for recorded sessions only): rrweb records the DOM, lib/replay/upload.ts batches and uploads it.
+ * for recorded sessions only): rrweb records the DOM, lib/replay/uploader.ts batches it into chunks
+ * and lib/replay/send.ts uploads them.
  *
  * Privacy: every input and every text node is masked in the browser, before anything is sent
  * (`*` for each character). Give an element `data-replay-unmask` to record its text in clear
@@ -15,10 +16,11 @@ import { record } from "rrweb";
 import { flushWhenLeaving } from "../otel-web";
 import { shouldPropagate } from "../propagation";
 import { REPLAY_API_PATH, replayApiUrl } from "./builtin";
-import { type Delivery, ReplayUploader, type Send, storedProgress, watchTraceResponses } from "./upload";
+import { storedProgress } from "./progress";
+import { uploadTo } from "./send";
+import { watchTraceResponses } from "./trace-responses";
+import { ReplayUploader } from "./uploader";
 
-/** The browser lets a page keep 64 KiB of keepalive request bodies in flight; stay under it. */
-const KEEPALIVE_MAX_BYTES = 60 * 1024;
 const UNMASK_SELECTOR = "[data-replay-unmask]";
 
 export interface RecorderOptions {
@@ -26,7 +28,7 @@ export interface RecorderOptions {
   origin: string;
   /** The API's URL prefixes: their responses' `traceresponse` headers name the session's traces. */
   apiPrefixes: readonly string[];
-  /** REPLAY_MAX_SESSION_BYTES, as sent; the uploader's default when undefined. */
+  /** REPLAY_MAX_SESSION_BYTES (uncompressed JSON); the uploader's default when undefined. */
   maxSessionBytes?: number;
 }
 
@@ -45,9 +47,10 @@ export function startRecording({ sessionId, origin, apiPrefixes, maxSessionBytes
     stopRecording = undefined;
     for (const step of undo.splice(0)) step();
   };
+  const progress = storedProgress(sessionId);
   const uploader = new ReplayUploader({
-    send: uploadTo(replayApiUrl(origin, sessionId)),
-    progress: storedProgress(sessionId),
+    send: uploadTo(replayApiUrl(origin, sessionId), progress.writeSecret),
+    progress,
     limits: maxSessionBytes ? { maxSessionBytes } : {},
     onStop: (reason) => {
       stop();
@@ -82,40 +85,4 @@ export function startRecording({ sessionId, origin, apiPrefixes, maxSessionBytes
   uploader.start();
   root.dataset.replay = "recording";
   return { uploader, stop: () => uploader.stop() };
-}
-
-/** POSTs a chunk to `url`, gzip-compressed when the browser can (and the page is not leaving). */
-function uploadTo(url: string): Send {
-  return async (chunk, { leaving }): Promise<Delivery> => {
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    let body: Uint8Array | undefined = leaving ? undefined : await gzip(chunk.body);
-    if (body) headers["content-encoding"] = "gzip";
-    else body = new TextEncoder().encode(chunk.body);
-    const bytes = body.byteLength;
-    const response = await fetch(url, {
-      method: "POST",
-      headers,
-      body: body as BodyInit,
-      credentials: "same-origin",
-      keepalive: bytes <= KEEPALIVE_MAX_BYTES,
-    });
-    if (response.ok) return { status: response.status, bytes };
-    const detail = await response
-      .json()
-      .then((answer: { detail?: unknown }) => (typeof answer.detail === "string" ? answer.detail : ""))
-      .catch(() => "");
-    const retryAfter = Number(response.headers.get("retry-after"));
-    return { status: response.status, bytes, detail, retryAfterMs: retryAfter > 0 ? retryAfter * 1000 : undefined };
-  };
-}
-
-/** gzip with the browser's CompressionStream (native, off the JavaScript heap); undefined without one. */
-async function gzip(text: string): Promise<Uint8Array | undefined> {
-  if (typeof CompressionStream === "undefined") return undefined;
-  try {
-    const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  } catch {
-    return undefined;
-  }
 }

@@ -8,7 +8,7 @@ import { grafanaSessionUrl, grafanaTraceUrl, sessionRange } from "../../../lib/r
 /** sessionStorage key of the operator token: entered once per tab, gone with it. */
 export const TOKEN_KEY = "replay.viewer.token";
 
-/** GET /api/replay/<session id> (backend/app/api/replay.py). */
+/** GET /api/replay/<session id> (backend/app/replay/routes.py). */
 interface StoredSession {
   session_id: string;
   events: { type: number; timestamp: number }[];

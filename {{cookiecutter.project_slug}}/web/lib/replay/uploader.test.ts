@@ -1,22 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import {
-  type Chunk,
-  type Delivery,
-  encodeChunk,
-  hashUnit,
-  memoryProgress,
-  outcomeOf,
-  PROGRESS_KEY,
-  parseTraceResponse,
-  ReplayUploader,
-  retryDelay,
-  type Send,
-  sessionSampled,
-  storedProgress,
-  type Timers,
-  watchTraceResponses,
-} from "./upload";
+import { type Chunk, type Delivery, encodeChunk, ReplayUploader, type Send, type Timers } from "./uploader";
+import { storedProgress } from "./progress";
 
 const TRACE = "0af7651916cd43dd8448eb211c80319c";
 
@@ -56,74 +41,6 @@ function scriptedSend(statuses: number[] = [], extra: Partial<Delivery> = {}) {
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 const event = (n: number) => JSON.stringify({ type: 3, timestamp: 1_700_000_000_000 + n, data: { n } });
-
-describe("which sessions are recorded", () => {
-  test("a rate of 1 records every session, 0 none, and NaN none", () => {
-    for (const id of ["a", "b", "c"]) {
-      assert.equal(sessionSampled(id, 1), true);
-      assert.equal(sessionSampled(id, 0), false);
-      assert.equal(sessionSampled(id, Number.NaN), false);
-    }
-  });
-
-  test("a session keeps its answer (a reload does not leave a hole), and the share is close to the rate", () => {
-    const ids = Array.from({ length: 4000 }, (_, i) => `5f0c7c0e-3b9a-4f7e-8d52-${String(i).padStart(12, "0")}`);
-    const kept = ids.filter((id) => sessionSampled(id, 0.25));
-    assert.ok(Math.abs(kept.length / ids.length - 0.25) < 0.03, `${kept.length} of ${ids.length}`);
-    assert.deepEqual(ids.filter((id) => sessionSampled(id, 0.25)), kept);
-    assert.ok(hashUnit("x") >= 0 && hashUnit("x") < 1);
-  });
-});
-
-describe("retries", () => {
-  test("the delay doubles from the base, with jitter in the upper half, up to the cap", () => {
-    const limits = { retryBaseMs: 1000, retryMaxMs: 30_000 };
-    assert.deepEqual([1, 2, 3, 4].map((n) => retryDelay(n, limits, () => 0)), [500, 1000, 2000, 4000]);
-    assert.deepEqual([1, 2, 3, 4].map((n) => retryDelay(n, limits, () => 1)), [1000, 2000, 4000, 8000]);
-    assert.equal(retryDelay(20, limits, () => 1), 30_000);
-  });
-
-  test("Retry-After wins, within the cap", () => {
-    assert.equal(retryDelay(1, { retryBaseMs: 1000, retryMaxMs: 30_000 }, () => 0, 60_000), 30_000);
-    assert.equal(retryDelay(1, { retryBaseMs: 1000, retryMaxMs: 30_000 }, () => 0, 7_000), 7_000);
-  });
-
-  test("an answer decides: stored, try again, drop the chunk, or stop recording", () => {
-    assert.equal(outcomeOf(201), "sent");
-    assert.equal(outcomeOf(200), "sent");
-    for (const status of [0, 408, 429, 500, 502, 503]) assert.equal(outcomeOf(status), "retry", String(status));
-    assert.equal(outcomeOf(400, "events must be a list"), "drop");
-    assert.equal(outcomeOf(413, "chunk is 600000 bytes; the limit is 524288"), "drop");
-    assert.equal(outcomeOf(413, "session is over 20971520 bytes; recording stops here"), "stop");
-    assert.equal(outcomeOf(403), "stop");
-    assert.equal(outcomeOf(404), "stop");
-  });
-});
-
-describe("trace ids", () => {
-  test("traceresponse gives the trace id of a sampled trace only", () => {
-    assert.equal(parseTraceResponse(`00-${TRACE}-b7ad6b7169203331-01`), TRACE);
-    assert.equal(parseTraceResponse(`00-${TRACE}-b7ad6b7169203331-00`), undefined);
-    assert.equal(parseTraceResponse(`00-${"0".repeat(32)}-b7ad6b7169203331-01`), undefined);
-    assert.equal(parseTraceResponse("garbage"), undefined);
-    assert.equal(parseTraceResponse(null), undefined);
-  });
-
-  test("the fetch watcher reads traceresponse of watched URLs, leaves the response alone, and undoes itself", async () => {
-    const answer = (url: string, header: string) =>
-      ({ url, headers: new Headers({ traceresponse: header }) }) as unknown as Response;
-    const original = (async (input: RequestInfo | URL) => answer(String(input), `00-${TRACE}-b7ad6b7169203331-01`)) as typeof fetch;
-    const target = { fetch: original };
-    const seen: string[] = [];
-    const undo = watchTraceResponses((id) => seen.push(id), (url) => url.includes("/api/chat"), target);
-    const response = await target.fetch("http://app.test/api/chat");
-    await target.fetch("http://app.test/api/replay/s-1");
-    assert.equal(response.url, "http://app.test/api/chat");
-    assert.deepEqual(seen, [TRACE]);
-    undo();
-    assert.equal(target.fetch, original);
-  });
-});
 
 describe("chunks", () => {
   test("a chunk is the JSON the backend ingests", () => {
@@ -196,19 +113,6 @@ describe("chunks", () => {
     assert.deepEqual(order, [0, 1]);
   });
 
-  test("the seq goes on across reloads of the tab (sessionStorage), so no chunk is taken for a resent one", () => {
-    const items = new Map<string, string>();
-    const storage = { getItem: (k: string) => items.get(k) ?? null, setItem: (k: string, v: string) => void items.set(k, v) };
-    const first = storedProgress("s-1", storage);
-    assert.deepEqual([first.nextSeq(), first.nextSeq()], [0, 1]);
-    first.addBytes(500);
-    const reloaded = storedProgress("s-1", storage);
-    assert.equal(reloaded.nextSeq(), 2);
-    assert.equal(reloaded.bytes, 500);
-    assert.equal(storedProgress("s-2", storage).nextSeq(), 0, "another session starts at 0");
-    items.set(PROGRESS_KEY, "{not json");
-    assert.equal(storedProgress("s-1", storage).nextSeq(), 0);
-  });
 });
 
 describe("failures", () => {
@@ -299,12 +203,14 @@ describe("the size cap", () => {
     assert.equal(reloaded.stopped, "budget");
   });
 
-  test("the backend's 413 for the session stops recording too; 404 (no built-in replay there) as well", async () => {
-    for (const [status, detail, reason] of [
-      [413, "session is over 20971520 bytes; recording stops here", "budget"],
-      [404, "Not Found", "refused"],
+  test("the backend's session_full stops recording too; storage_full, a wrong secret and 404 as well", async () => {
+    for (const [status, code, reason] of [
+      [413, "session_full", "budget"],
+      [507, "storage_full", "refused"],
+      [403, "wrong_write_secret", "refused"],
+      [404, undefined, "refused"],
     ] as const) {
-      const { send } = scriptedSend([status], { detail });
+      const { send } = scriptedSend([status], { code });
       const uploader = new ReplayUploader({ send, timers: manualTimers().timers, limits: { maxChunkEvents: 1 } });
       uploader.add(event(1));
       await settle();
@@ -335,9 +241,5 @@ describe("leaving the page", () => {
     );
     assert.deepEqual(uploader.pending, { events: 0, chunks: 0 });
     assert.equal(uploader.stopped, undefined, "recording goes on if the page comes back");
-  });
-
-  test("memory progress starts at seq 0", () => {
-    assert.equal(memoryProgress().nextSeq(), 0);
   });
 });

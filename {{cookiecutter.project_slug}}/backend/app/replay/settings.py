@@ -1,0 +1,56 @@
+"""Settings of the built-in session replay, from `REPLAY_*` environment variables.
+
+Sizes count decompressed JSON bytes: what a chunk is once inflated, whatever it was sent as. The
+disk holds a fraction of that (chunks are stored gzip-compressed).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class ReplaySettings(BaseSettings):
+    """Each field is read from `REPLAY_<NAME>` (e.g. `max_total_bytes` from `REPLAY_MAX_TOTAL_BYTES`);
+    an empty variable counts as unset."""
+
+    model_config = SettingsConfigDict(env_prefix="REPLAY_", env_ignore_empty=True, frozen=True, extra="ignore")
+
+    viewer_token: SecretStr | None = None
+    """REPLAY_VIEWER_TOKEN: operator token for reading replays. Unset: no viewer, reads answer 404."""
+
+    retention_hours: float = Field(168.0, gt=0)
+    """REPLAY_RETENTION_HOURS: chunks older than this are deleted, at start-up and hourly (personal data)."""
+
+    max_chunk_bytes: int = Field(1 * MiB, gt=0)
+    """REPLAY_MAX_CHUNK_BYTES: largest chunk, decompressed (and as sent); past it 413 `chunk_too_large`."""
+
+    max_session_bytes: int = Field(20 * MiB, gt=0)
+    """REPLAY_MAX_SESSION_BYTES: a session takes chunks up to this many bytes, then 413 `session_full`."""
+
+    max_total_bytes: int = Field(2048 * MiB, gt=0)
+    """REPLAY_MAX_TOTAL_BYTES: all sessions together; past it every chunk gets 507 `storage_full` until the
+    retention purge makes room (nothing is evicted: a flood cannot push real sessions out)."""
+
+    chunks_per_minute: int = Field(120, gt=0)
+    """REPLAY_CHUNKS_PER_MINUTE: uploads per session and client per minute (per worker); past it 429
+    `rate_limited`."""
+
+    new_sessions_per_client_per_hour: int = Field(60, gt=0)
+    """REPLAY_NEW_SESSIONS_PER_CLIENT_PER_HOUR: sessions one client address may start per hour (per
+    worker); past it 429 `too_many_sessions`. The client is the peer address as uvicorn reports it,
+    i.e. X-Forwarded-For when the peer is a trusted proxy (uvicorn's FORWARDED_ALLOW_IPS)."""
+
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    """REPLAY_ALLOWED_ORIGINS: origins besides the app's own that may upload (comma-separated)."""
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
+        return value
