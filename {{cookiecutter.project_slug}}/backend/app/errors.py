@@ -85,11 +85,10 @@ class UnhandledErrorMiddleware:
             logger.exception("unhandled error")
             context = span.get_span_context()
             # This response starts outside TraceResponseMiddleware, so it names its trace itself.
-            headers = (
-                {"traceresponse": f"00-{format_trace_id(context.trace_id)}-{format_span_id(context.span_id)}-{context.trace_flags:02x}"}
-                if context.is_valid
-                else None
+            traceresponse = (
+                f"00-{format_trace_id(context.trace_id)}-{format_span_id(context.span_id)}-{context.trace_flags:02x}"
             )
+            headers = {"traceresponse": traceresponse} if context.is_valid else None
             response = JSONResponse(error_body("internal error"), status_code=500, headers=headers)
             await response(scope, receive, send)
 

@@ -40,4 +40,3 @@ class Settings(EnvSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
-

@@ -42,4 +42,4 @@ def test_a_chat_body_within_the_limit_is_validated_as_before(client: TestClient)
     """Under the byte limit the 8,000-character rule still answers 422, naming the field."""
     response = client.post("/api/chat", json={"conversation_id": "c-limit", "message": "x" * 8001})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "message"]
+    assert response.json()["detail"].startswith("message: ")

@@ -259,12 +259,10 @@ def test_bad_settings_fail_with_one_line_naming_the_variable() -> None:
 def test_settings_read_the_environment_and_ignore_empty_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """Variables set in the process environment are read; an empty one means "use the default"."""
     monkeypatch.setenv("CHAT_HISTORY_LIMIT", "7")
-    monkeypatch.setenv("REPLAY_ALLOWED_ORIGINS", "https://a.example/, https://b.example")
     monkeypatch.setenv("CEREBE_BASE_URL", "http://llm.local/")
     monkeypatch.setenv("CEREBE_MODEL", "")
     settings = Settings.from_env()
     assert settings.history_limit == 7
-    assert settings.replay_allowed_origins == ("https://a.example", "https://b.example")
     assert settings.cerebe_base_url == "http://llm.local"
     assert settings.cerebe_model == Settings.model_fields["cerebe_model"].default
     assert Settings.from_env({}).history_limit == 20, "a given mapping replaces the environment"
