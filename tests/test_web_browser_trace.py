@@ -71,7 +71,9 @@ def app(project: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(project: Path, app: Path, backend_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    project: Path, app: Path, backend_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("browser-trace-stack")
     with web_stack(project, app, backend_python, workdir) as web, chromium() as browser:
         yield Stack(web, browser, app)
@@ -121,7 +123,7 @@ def send(page, message: str, *, stream: bool = False) -> str:
 
 @pytest.mark.parametrize("delay_ms", [0, 100, 250])
 def test_a_click_right_after_load_is_one_trace_rooted_at_the_browser_fetch(stack: Stack, page, delay_ms: int):
-    """A click 0, 100 or 250 ms after load: the browser fetch span is the root, the backend span has session.id."""
+    """A click 0, 100 or 250 ms after load: the browser fetch span is the root; session.id on the backend."""
     page.evaluate(AFTER_LOAD, delay_ms)
     trace_id = send(page, f"click {delay_ms} ms after load")
     session = session_of(page)
@@ -165,7 +167,7 @@ def test_the_page_load_joins_the_trace_of_its_server_render(stack: Stack, page):
 
 
 def test_uncaught_errors_and_rejections_arrive_in_the_page_trace_with_the_session(stack: Stack, page):
-    """A thrown error and an unhandled rejection each arrive as an exception span with the trace and session ids."""
+    """A thrown error and an unhandled rejection arrive as exception spans with the trace and session ids."""
     trace_id, _ = page_traceparent(page)
     session = session_of(page)
     page.evaluate(
@@ -211,7 +213,8 @@ def test_the_core_web_vitals_arrive_per_route_in_the_page_trace_with_the_session
     page.goto("about:blank")  # hidden, then left: LCP, CLS and INP become final and are flushed
 
     def vitals(rx: OtlpReceiver):
-        found = {s.attributes.get("web_vital.name"): s for s in in_trace(rx, trace_id) if s.name.startswith("web-vital ")}
+        spans = in_trace(rx, trace_id)
+        found = {s.attributes.get("web_vital.name"): s for s in spans if s.name.startswith("web-vital ")}
         return found if {"LCP", "INP", "CLS", "TTFB"} <= found.keys() else None
 
     try:
@@ -231,7 +234,7 @@ def test_the_core_web_vitals_arrive_per_route_in_the_page_trace_with_the_session
 
 
 def test_the_streamed_reply_records_click_to_first_token_no_less_than_the_servers_ttft(stack: Stack, page):
-    """POST /api/chat/stream: app.click_to_first_token_ms on the browser fetch span is >= the server's TTFT."""
+    """POST /api/chat/stream: app.click_to_first_token_ms on the browser fetch span >= the server's TTFT."""
     trace_id = send(page, "stream me a reply", stream=True)
     assert (page.text_content("[data-testid=chat-reply]") or "").startswith("Echo:")
     url = f"{stack.url}/api/chat/stream"
@@ -278,15 +281,18 @@ def app_without_telemetry(project: Path, tmp_path_factory: pytest.TempPathFactor
 def test_telemetry_adds_under_45_kb_gzip_to_the_first_load_js(
     stack: Stack, app_without_telemetry: Path, tmp_path_factory: pytest.TempPathFactory
 ):
-    """First-load JS of / (gzip): with telemetry minus without it stays under 45 kB, and it is really there."""
+    """First-load JS of / (gzip): telemetry is in it and adds at most 45 kB to the app without it."""
     with_telemetry = first_load_js(stack.app, stack.url)
     env = clean_env(API_BASE_URL=stack.web.backend.url, NEXT_TELEMETRY_DISABLED="1")
     log = tmp_path_factory.mktemp("no-telemetry-web") / "web.log"
     with run_web(app_without_telemetry, env, log) as web:
         without = first_load_js(app_without_telemetry, web.url)
     increase = sum(with_telemetry.values()) - sum(without.values())
-    print(f"first-load JS of / (gzip): {sum(with_telemetry.values())} B with telemetry, "
-          f"{sum(without.values())} B without, +{increase} B")
-    texts = [(stack.app / ".next" / "static" / s.removeprefix("/_next/static/")).read_text() for s in with_telemetry]
+    print(
+        f"first-load JS of / (gzip): {sum(with_telemetry.values())} B with telemetry, "
+        f"{sum(without.values())} B without, +{increase} B"
+    )
+    static = stack.app / ".next" / "static"
+    texts = [(static / src.removeprefix("/_next/static/")).read_text() for src in with_telemetry]
     assert any("telemetry-config" in text for text in texts), "telemetry is not in the first-load JS"
     assert 0 < increase <= FIRST_LOAD_BUDGET_GZIP, f"+{increase} B gzip"
