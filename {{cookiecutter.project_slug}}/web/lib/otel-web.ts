@@ -58,8 +58,6 @@ export interface StartTracingOptions {
   origin: string;
   /** The replay session, read as each span starts and each request leaves (it may start later). */
   session: () => ReplaySession | undefined;
-  /** More URLs never to trace or give headers: the replay vendor's (ReplayVendor.ownUrls). */
-  ignoreUrls?: readonly string[];
 }
 
 /** Puts the replay session's attributes on every span as it starts. */
@@ -105,7 +103,7 @@ export function pageContext(doc: Pick<Document, "querySelector"> = document): Co
 }
 
 /** Starts browser tracing and registers it as the global tracer provider and propagator. */
-export function startTracing({ config, origin, session, ignoreUrls = [] }: StartTracingOptions): BrowserTracing {
+export function startTracing({ config, origin, session }: StartTracingOptions): BrowserTracing {
   const prefixes = apiPrefixes(origin, config.apiPath);
   const exporter = new OTLPTraceExporter({ url: new URL(config.tracesPath, origin).href });
   const batch = new BatchSpanProcessor(exporter, {
@@ -137,7 +135,7 @@ export function startTracing({ config, origin, session, ignoreUrls = [] }: Start
     ),
   });
   const fetchInstrumentation = new FetchInstrumentation({
-    ignoreUrls: untracedUrls(origin, ignoreUrls),
+    ignoreUrls: untracedUrls(origin),
     clearTimingResources: true,
     requestHook: (span, request) => trackRequestSpan(request, span),
   });
@@ -153,7 +151,8 @@ export function startTracing({ config, origin, session, ignoreUrls = [] }: Start
     provider,
     ignore(urls) {
       const config = fetchInstrumentation.getConfig();
-      fetchInstrumentation.setConfig({ ...config, ignoreUrls: [...(config.ignoreUrls ?? []), ...prefixMatchers(urls)] });
+      const ignoreUrls = [...(config.ignoreUrls ?? []), ...prefixMatchers(urls)];
+      fetchInstrumentation.setConfig({ ...config, ignoreUrls });
     },
     flush,
     async shutdown() {
