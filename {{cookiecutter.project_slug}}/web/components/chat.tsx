@@ -1,8 +1,10 @@
 "use client";
 
 import { type FormEvent, useRef, useState } from "react";
+import { flushSync } from "react-dom";
 import { randomId } from "../lib/ids";
 import { withConversation } from "../lib/conversation";
+import { recordClickToFirstToken } from "../lib/request-spans";
 
 interface Exchange {
   message: string;
@@ -14,6 +16,43 @@ interface Exchange {
 interface ChatReply {
   reply: string;
   trace_id: string | null;
+}
+
+/** One server-sent event of POST /api/chat/stream (backend/app/api/chat.py). */
+interface StreamEvent {
+  delta?: string;
+  done?: boolean;
+  trace_id?: string | null;
+  detail?: string;
+}
+
+/** Calls `callback` once the browser has painted the next frame (rAF runs just before that paint). */
+function afterNextPaint(callback: () => void): void {
+  requestAnimationFrame(() => setTimeout(callback, 0));
+}
+
+/** Reads a text/event-stream body, calling `onEvent` with each event's name and parsed data. */
+async function readEvents(body: ReadableStream<Uint8Array>, onEvent: (name: string, data: StreamEvent) => void) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message";
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      }
+      if (data.length) onEvent(name, JSON.parse(data.join("\n")) as StreamEvent);
+    }
+  }
 }
 
 /** A conversation per page load; the backend keeps its history under this id. */
@@ -34,10 +73,14 @@ async function errorDetail(response: Response): Promise<string> {
 /**
  * The chat: POST /api/chat (the same-origin proxy to the backend), then the reply and the
  * trace_id to look it up by (Grafana: Explore > Tempo > TraceQL `{ trace:id = "<id>" }`).
+ * With "Stream" ticked, POST /api/chat/stream: the reply is shown as its tokens arrive, and the
+ * time from the click to the first token painted goes on the request's browser span
+ * (`app.click_to_first_token_ms`, lib/request-spans.ts), beside the server's time to first chunk.
  */
 export function Chat() {
   const conversationId = useRef<string | null>(null);
   const [draft, setDraft] = useState("");
+  const [stream, setStream] = useState(false);
   const [sending, setSending] = useState(false);
   const [exchanges, setExchanges] = useState<Exchange[]>([]);
 
@@ -45,18 +88,29 @@ export function Chat() {
     event.preventDefault();
     const message = draft.trim();
     if (!message || sending) return;
-    conversationId.current ??= newConversationId();
+    const conversation = (conversationId.current ??= newConversationId());
     setSending(true);
     setDraft("");
     setExchanges((previous) => [...previous, { message }]);
+    const update = (change: Partial<Exchange> | ((item: Exchange) => Partial<Exchange>)) =>
+      setExchanges((previous) =>
+        previous.map((item, i) =>
+          i === previous.length - 1 ? { ...item, ...(typeof change === "function" ? change(item) : change) } : item,
+        ),
+      );
+    const body = JSON.stringify({ conversation_id: conversation, message });
+    if (stream) {
+      await streamReply(conversation, body, event.timeStamp, update);
+      setSending(false);
+      return;
+    }
     let outcome: Partial<Exchange>;
     try {
-      const conversation = conversationId.current;
       const response = await withConversation(conversation, () =>
         fetch("/api/chat", {
           method: "POST",
           headers: { "content-type": "application/json" },
-          body: JSON.stringify({ conversation_id: conversation, message }),
+          body,
         }),
       );
       if (response.ok) {
@@ -68,8 +122,46 @@ export function Chat() {
     } catch (error) {
       outcome = { error: error instanceof Error ? error.message : String(error) };
     }
-    setExchanges((previous) => previous.map((item, i) => (i === previous.length - 1 ? { ...item, ...outcome } : item)));
+    update(outcome);
     setSending(false);
+  }
+
+  /** POST /api/chat/stream: tokens as they come; the click-to-first-token time on the request's span. */
+  async function streamReply(
+    conversation: string,
+    body: string,
+    clickedAt: number,
+    update: (change: Partial<Exchange> | ((item: Exchange) => Partial<Exchange>)) => void,
+  ) {
+    // The init object names this request's browser span (lib/request-spans.ts).
+    const init: RequestInit = { method: "POST", headers: { "content-type": "application/json" }, body };
+    try {
+      const response = await withConversation(conversation, () => fetch("/api/chat/stream", init));
+      if (!response.ok || !response.body) {
+        update({ error: await errorDetail(response) });
+        return;
+      }
+      let first = true;
+      await readEvents(response.body, (name, data) => {
+        if (name === "error") {
+          update({ error: data.detail ?? "the reply failed", traceId: data.trace_id });
+        } else if (data.delta !== undefined) {
+          const delta = data.delta;
+          if (first) {
+            first = false;
+            // Commit the first token to the DOM now, so the next paint is the one that shows it.
+            flushSync(() => update((item) => ({ reply: (item.reply ?? "") + delta })));
+            afterNextPaint(() => recordClickToFirstToken(init, clickedAt, performance.now()));
+          } else {
+            update((item) => ({ reply: (item.reply ?? "") + delta }));
+          }
+        } else if (data.done) {
+          update((item) => ({ reply: item.reply ?? "", traceId: data.trace_id }));
+        }
+      });
+    } catch (error) {
+      update({ error: error instanceof Error ? error.message : String(error) });
+    }
   }
 
   const last = exchanges.length - 1;
@@ -110,6 +202,15 @@ export function Chat() {
           autoComplete="off"
           maxLength={8000}
         />
+        <label className="stream">
+          <input
+            data-testid="chat-stream"
+            type="checkbox"
+            checked={stream}
+            onChange={(event) => setStream(event.target.checked)}
+          />
+          Stream
+        </label>
         <button data-testid="chat-send" type="submit" disabled={sending || !draft.trim()}>
           {sending ? "Sending" : "Send"}
         </button>

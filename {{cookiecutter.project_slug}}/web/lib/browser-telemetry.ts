@@ -1,63 +1,78 @@
 /**
- * Starts the browser's telemetry after hydration (components/telemetry.tsx imports this module
- * lazily, so none of it is in the page's first-load JavaScript):
+ * The browser's telemetry, started by instrumentation-client.ts, which Next.js runs before the
+ * page hydrates, so the first click is traced (a click can only do something once React has
+ * hydrated the page):
  *
- *   1. GET /otel/config: the settings, from the server's environment at run time;
- *   2. the replay vendor's chunk (lib/observability.ts);
- *   3. tracing (lib/otel-web.ts), registered as the global provider and propagator;
- *   4. the replay vendor, after tracing, so a vendor bringing its own OpenTelemetry finds ours
- *      in place and cannot replace it.
+ *   1. the settings, from `<meta name="telemetry-config">` (written by app/layout.tsx from the
+ *      server's environment at request time): no request to wait for;
+ *   2. tracing (lib/otel-web.ts), registered as the global provider and propagator, with the
+ *      page's errors (lib/browser-errors.ts) and Core Web Vitals (lib/vitals.ts);
+ *   3. once the page has loaded, the replay vendor's chunk (lib/observability.ts), after tracing,
+ *      so a vendor bringing its own OpenTelemetry finds ours in place and cannot replace it.
+ *      Until it runs, spans and API requests carry the tab's session id (lib/replay/none.ts):
+ *      the very id the "none" and "builtin" vendors go on with.
  *
- * `<html data-telemetry>` says how it went: "ready", "off" (OTEL_SDK_DISABLED) or "failed".
+ * `<html data-telemetry>` says how it went: "ready" (the vendor too), "off" (OTEL_SDK_DISABLED)
+ * or "failed".
  */
+import { trace } from "@opentelemetry/api";
+import { captureErrors } from "./browser-errors";
 import { loadReplayVendor } from "./observability";
-import { type BrowserTracing, startTracing } from "./otel-web";
+import { type BrowserTracing, pageContext, startTracing } from "./otel-web";
 import { apiPrefixes } from "./propagation";
 import { tabSession } from "./replay/none";
 import type { ReplaySession } from "./replay/types";
-import { CONFIG_PATH, type TelemetryConfig } from "./telemetry-config";
+import { readPageConfig, type TelemetryConfig } from "./telemetry-config";
+import { captureVitals } from "./vitals";
+
+export const TRACER_NAME = "app.browser";
 
 export interface BrowserTelemetry {
   tracing: BrowserTracing;
-  session: ReplaySession;
+  /** The replay vendor's session once it runs, the tab's until then. */
+  session(): ReplaySession;
+  /** Settles when the replay vendor has started (or failed to). */
+  replay: Promise<void>;
 }
 
-let started: Promise<BrowserTelemetry | undefined> | undefined;
+let started: BrowserTelemetry | undefined | null = null;
 
-/** Starts telemetry once per page, however often it is called. */
-export function startBrowserTelemetry(): Promise<BrowserTelemetry | undefined> {
-  started ??= start();
+/** Starts telemetry once per page, however often it is called; undefined when it is off or failed. */
+export function startBrowserTelemetry(): BrowserTelemetry | undefined {
+  if (started === null) started = start();
   return started;
 }
 
-async function start(): Promise<BrowserTelemetry | undefined> {
+function start(): BrowserTelemetry | undefined {
   const root = document.documentElement;
   try {
-    const config = await loadConfig();
+    const config = readPageConfig(document);
+    if (!config) throw new Error("the page has no readable <meta name=\"telemetry-config\">");
     if (!config.enabled) {
       root.dataset.telemetry = "off";
       return undefined;
     }
     const origin = window.location.origin;
-    const vendor = await loadReplayVendor();
-    let session: ReplaySession | undefined;
-    const tracing = startTracing({
-      config,
-      origin,
-      session: () => session,
-      ignoreUrls: vendor.ownUrls(config.replay),
-    });
-    session = vendor.start(config.replay, {
-      serviceName: config.serviceName,
-      environment: config.environment,
-      apiPrefixes: apiPrefixes(origin, config.apiPath),
-    }) ?? undefined;
-    if (!session) {
-      console.info(`session replay: ${vendor.name} is not configured, using a per-tab session id`);
-      session = tabSession();
-    }
-    root.dataset.telemetry = "ready";
-    return { tracing, session };
+    let vendorSession: ReplaySession | undefined;
+    const tabFallback = tabSession();
+    const session = () => vendorSession ?? tabFallback;
+    const tracing = startTracing({ config, origin, session });
+    const tracer = trace.getTracer(TRACER_NAME);
+    const page = () => pageContext(document);
+    captureErrors(tracer, page);
+    captureVitals(tracer, page, tracing.flush);
+    const replay = afterLoad()
+      .then(() => startReplay(config, origin, tracing))
+      .then((started) => {
+        vendorSession = started;
+        root.dataset.telemetry = "ready";
+      })
+      .catch((error: unknown) => {
+        // The vendor's chunk did not load (offline, a new deploy): tracing goes on with the tab's session.
+        root.dataset.telemetry = "failed";
+        console.warn("session replay did not start:", error);
+      });
+    return { tracing, session, replay };
   } catch (error) {
     root.dataset.telemetry = "failed";
     console.warn("telemetry did not start:", error);
@@ -65,8 +80,21 @@ async function start(): Promise<BrowserTelemetry | undefined> {
   }
 }
 
-async function loadConfig(): Promise<TelemetryConfig> {
-  const response = await fetch(CONFIG_PATH, { cache: "no-store" });
-  if (!response.ok) throw new Error(`${CONFIG_PATH} answered ${response.status}`);
-  return (await response.json()) as TelemetryConfig;
+/** Resolves once the page's load event has fired: the replay vendor never competes with hydration. */
+function afterLoad(): Promise<void> {
+  if (document.readyState === "complete") return Promise.resolve();
+  return new Promise((resolve) => window.addEventListener("load", () => resolve(), { once: true }));
+}
+
+async function startReplay(config: TelemetryConfig, origin: string, tracing: BrowserTracing): Promise<ReplaySession> {
+  const vendor = await loadReplayVendor();
+  tracing.ignore(vendor.ownUrls(config.replay));
+  const session = vendor.start(config.replay, {
+    serviceName: config.serviceName,
+    environment: config.environment,
+    apiPrefixes: apiPrefixes(origin, config.apiPath),
+  });
+  if (session) return session;
+  console.info(`session replay: ${vendor.name} is not configured, using a per-tab session id`);
+  return tabSession();
 }

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { context } from "@opentelemetry/api";
+import { context, propagation, trace } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { flushWhenLeaving, SessionSpanProcessor, untracedUrls } from "./otel-web";
+import { flushWhenLeaving, pageContext, SessionSpanProcessor, untracedUrls } from "./otel-web";
 import { tabSession } from "./replay/none";
 
 const PAGE = "https://app.example.com";
@@ -50,4 +51,18 @@ test("spans are flushed when the page is left or hidden, not when it is shown ag
   stop();
   page.dispatchEvent(new Event("pagehide"));
   assert.equal(flushes, 2, "no flush after stop()");
+});
+
+test("the page context is the server render's traceparent, or the root context without one", () => {
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const doc = (traceparent: string | null) => ({
+    querySelector: () => (traceparent === null ? null : { getAttribute: () => traceparent }),
+  });
+  const parent = trace.getSpanContext(pageContext(doc("00-6fbde7d8f63f09dc541e219b4ef601d9-3e385e9444287ede-01") as never));
+  assert.equal(parent?.traceId, "6fbde7d8f63f09dc541e219b4ef601d9");
+  assert.equal(parent?.spanId, "3e385e9444287ede");
+  assert.equal(parent?.isRemote, true);
+  assert.equal(trace.getSpanContext(pageContext(doc(null) as never)), undefined);
+  assert.equal(trace.getSpanContext(pageContext(doc("garbage") as never)), undefined);
+  propagation.disable();
 });

@@ -1,20 +1,31 @@
 /**
  * Browser tracing: one WebTracerProvider, document-load and fetch spans, OTLP/JSON to this
  * origin's /otel/v1/traces (forwarded to the collector by the Next.js server: no CORS, and
- * ad blockers leave a first-party path alone).
+ * ad blockers leave a first-party path alone). Started by instrumentation-client.ts before the
+ * page hydrates, so the first click is traced.
  *
+ * - The page load joins the trace of the server render that produced it: the root layout writes
+ *   the render's `<meta name="traceparent">` (app/layout.tsx), the document-load instrumentation
+ *   takes it as the parent, and pageContext() gives it to the page's other spans (errors, vitals).
  * - Trace context, baggage (the conversation id: lib/sampling.ts) and the replay session's header
  *   go only to the API (lib/propagation.ts).
  * - The exporter's own requests, the rest of /otel/*, and the replay vendor's requests are never
- *   traced, so exporting never produces spans to export.
+ *   traced (the vendor's URLs are known once its chunk has loaded: ignore()), so exporting never
+ *   produces spans to export.
  * - Every span carries the replay session (`session.id`, lib/observability.ts).
+ * - Each fetch span is findable by the request's init object (lib/request-spans.ts).
  * - Ended spans are flushed when the page is hidden or left (pagehide, visibilitychange), with a
  *   keepalive request that outlives the page. A fetch span ends ~300 ms after its response body
  *   (the instrumentation waits for resource timings), so it is exported with the next batch or
  *   at the flush on leaving, not at once.
  */
-import type { Attributes, Context } from "@opentelemetry/api";
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { type Attributes, type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
+import {
+  CompositePropagator,
+  TRACE_PARENT_HEADER,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { registerInstrumentations } from "@opentelemetry/instrumentation";
 import { DocumentLoadInstrumentation } from "@opentelemetry/instrumentation-document-load";
@@ -29,6 +40,7 @@ import {
 } from "@opentelemetry/sdk-trace-web";
 import { apiPrefixes, HeadersPropagator, ScopedPropagator, shouldPropagate } from "./propagation";
 import type { ReplaySession } from "./replay/types";
+import { trackRequestSpan } from "./request-spans";
 import { conversationSampler } from "./sampling";
 import type { TelemetryConfig } from "./telemetry-config";
 
@@ -37,6 +49,8 @@ const SESSION_HEADERS = ["x-session-id", "x-highlight-request", "baggage"];
 
 export interface BrowserTracing {
   provider: WebTracerProvider;
+  /** Never traces, nor gives trace headers to, requests to these URL prefixes (a replay vendor's). */
+  ignore(urls: readonly string[]): void;
   /** Exports every ended span now. */
   flush(): Promise<void>;
   /** Flushes, then stops tracing and removes the page listeners. */
@@ -49,8 +63,6 @@ export interface StartTracingOptions {
   origin: string;
   /** The replay session, read as each span starts and each request leaves (it may start later). */
   session: () => ReplaySession | undefined;
-  /** More URLs never to trace or give headers: the replay vendor's (ReplayVendor.ownUrls). */
-  ignoreUrls?: readonly string[];
 }
 
 /** Puts the replay session's attributes on every span as it starts. */
@@ -75,16 +87,28 @@ export class SessionSpanProcessor implements SpanProcessor {
 
 /** URL matchers of everything tracing must never touch: /otel/* of this origin, and `extra`. */
 export function untracedUrls(origin: string, extra: readonly string[] = []): RegExp[] {
-  const otel = new URL("/otel/", origin).href;
-  return [otel, ...extra].filter(Boolean).map((url) => new RegExp(`^${escapeRegExp(url)}`));
+  return prefixMatchers([new URL("/otel/", origin).href, ...extra]);
+}
+
+function prefixMatchers(urls: readonly string[]): RegExp[] {
+  return urls.filter(Boolean).map((url) => new RegExp(`^${escapeRegExp(url)}`));
 }
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/**
+ * The context of the server render that produced this page (its `<meta name="traceparent">`),
+ * or the root context when the page has none (telemetry off on the server, or not sampled there).
+ */
+export function pageContext(doc: Pick<Document, "querySelector"> = document): Context {
+  const traceparent = doc.querySelector(`meta[name="${TRACE_PARENT_HEADER}"]`)?.getAttribute("content") ?? "";
+  return propagation.extract(ROOT_CONTEXT, { [TRACE_PARENT_HEADER]: traceparent });
+}
+
 /** Starts browser tracing and registers it as the global tracer provider and propagator. */
-export function startTracing({ config, origin, session, ignoreUrls = [] }: StartTracingOptions): BrowserTracing {
+export function startTracing({ config, origin, session }: StartTracingOptions): BrowserTracing {
   const prefixes = apiPrefixes(origin, config.apiPath);
   const exporter = new OTLPTraceExporter({ url: new URL(config.tracesPath, origin).href });
   const batch = new BatchSpanProcessor(exporter, {
@@ -116,15 +140,14 @@ export function startTracing({ config, origin, session, ignoreUrls = [] }: Start
       (url) => shouldPropagate(url, prefixes),
     ),
   });
+  const fetchInstrumentation = new FetchInstrumentation({
+    ignoreUrls: untracedUrls(origin),
+    clearTimingResources: true,
+    requestHook: (span, request) => trackRequestSpan(request, span),
+  });
   const unregister = registerInstrumentations({
     tracerProvider: provider,
-    instrumentations: [
-      new DocumentLoadInstrumentation(),
-      new FetchInstrumentation({
-        ignoreUrls: untracedUrls(origin, ignoreUrls),
-        clearTimingResources: true,
-      }),
-    ],
+    instrumentations: [new DocumentLoadInstrumentation(), fetchInstrumentation],
   });
 
   const flush = () => provider.forceFlush().catch(() => undefined);
@@ -132,6 +155,11 @@ export function startTracing({ config, origin, session, ignoreUrls = [] }: Start
 
   return {
     provider,
+    ignore(urls) {
+      const config = fetchInstrumentation.getConfig();
+      const ignoreUrls = [...(config.ignoreUrls ?? []), ...prefixMatchers(urls)];
+      fetchInstrumentation.setConfig({ ...config, ignoreUrls });
+    },
     flush,
     async shutdown() {
       stopFlushing();

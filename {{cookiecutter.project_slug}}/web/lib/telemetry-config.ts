@@ -4,6 +4,11 @@ import type { ReplayConfig } from "./replay/types";
 export const TRACES_PATH = "/otel/v1/traces";
 /** Same-origin path that serves the browser its TelemetryConfig (app/otel/config). */
 export const CONFIG_PATH = "/otel/config";
+/**
+ * `<meta name="telemetry-config">`: the TelemetryConfig as JSON, written into every page by the
+ * root layout (app/layout.tsx), so tracing starts before hydration without waiting on a request.
+ */
+export const CONFIG_META = "telemetry-config";
 /** The API, proxied same-origin by app/api/[...path]: the only requests that get trace headers. */
 export const API_PATH = "/api/";
 
@@ -22,4 +27,16 @@ export interface TelemetryConfig {
   tracesPath: string;
   apiPath: string;
   replay: ReplayConfig;
+}
+
+/** The page's TelemetryConfig (CONFIG_META), or undefined when the page has none or it is unreadable. */
+export function readPageConfig(doc: Pick<Document, "querySelector">): TelemetryConfig | undefined {
+  const content = doc.querySelector(`meta[name="${CONFIG_META}"]`)?.getAttribute("content");
+  if (!content) return undefined;
+  try {
+    const config = JSON.parse(content) as TelemetryConfig;
+    return typeof config === "object" && config !== null && typeof config.enabled === "boolean" ? config : undefined;
+  } catch {
+    return undefined;
+  }
 }
