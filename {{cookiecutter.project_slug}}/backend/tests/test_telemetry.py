@@ -91,6 +91,20 @@ def test_logs_inside_a_request_carry_its_trace_id(client: TestClient, telemetry_
     assert stored.resource.attributes["service.name"] == "{{ cookiecutter.backend_service_name }}"
 
 
+def test_db_spans_are_statements_only_and_pool_gauges_are_not_exported(
+    client: TestClient, telemetry_capture: TelemetryCapture
+) -> None:
+    """Each SQL statement has its span; session checkouts (`connect`) and pool gauges, which
+    nothing reads, are not recorded."""
+    chat(client)
+    below = telemetry_capture.descendants(telemetry_capture.span(kind=SpanKind.SERVER))
+    db_spans = [s for s in below if s.attributes.get("db.system.name") == "sqlite"]
+    assert {s.name.split()[0] for s in db_spans} >= {"INSERT", "SELECT"}, [s.name for s in db_spans]
+    assert all(s.attributes.get("db.query.text") for s in db_spans)
+    assert "connect" not in {s.name for s in telemetry_capture.spans()}
+    assert telemetry_capture.metric_points("db.client.connections.usage") == []
+
+
 def test_http_server_duration_metric_is_recorded(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
     """The stable http.server.request.duration histogram gets a point per route."""
     chat(client)

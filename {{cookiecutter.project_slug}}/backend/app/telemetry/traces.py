@@ -7,12 +7,14 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import format_span_id, format_trace_id
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as SqlAlchemyEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import replay
@@ -87,11 +89,17 @@ def instrument_httpx(tracer_provider: TracerProvider, meter_provider: MeterProvi
 
 
 def instrument_sqlalchemy(engine: Engine, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
-    """DB: spans per statement on this engine (explicit, so import order cannot silently skip it)."""
+    """DB: spans per statement on this engine (explicit, so import order cannot silently skip it).
+
+    The instrumentation also wraps `Engine.connect` in a `connect` span per session checkout (two
+    or three per request, each as costly as a statement span, read by no dashboard or alert): that
+    wrapper is taken off again. The pool gauges it records are dropped in metrics.py.
+    """
     tracer_provider.add_span_processor(DbSpanNameProcessor())
     SQLAlchemyInstrumentor().instrument(
         engine=engine, tracer_provider=tracer_provider, meter_provider=meter_provider, enable_commenter=False
     )
+    unwrap(SqlAlchemyEngine, "connect")
 
 
 class DbSpanNameProcessor(SpanProcessor):
