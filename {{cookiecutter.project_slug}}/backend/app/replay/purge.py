@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from .store import ReplayStore
 
@@ -20,7 +21,9 @@ PURGE_EVERY_SECONDS = 3600.0
 async def purge_forever(store: ReplayStore, retention: timedelta, every_seconds: float = PURGE_EVERY_SECONDS) -> None:
     while True:
         try:
-            purged = await store.purge_before(datetime.now(UTC) - retention)
+            # Like uploads and reads, the hourly purge makes no spans: replay traces nothing of its own.
+            with suppress_instrumentation():
+                purged = await store.purge_before(datetime.now(UTC) - retention)
             if purged:
                 logger.info("replay chunks purged", extra={"purged": purged})
         except Exception:  # noqa: BLE001 - a failed purge is retried next hour, the app goes on

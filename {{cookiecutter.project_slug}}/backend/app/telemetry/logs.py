@@ -59,13 +59,25 @@ def build_logger_provider(
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; `extra={...}` fields are kept as top-level keys."""
+    """One JSON object per line; `extra={...}` fields are kept as top-level keys. Shared by the
+    handlers that write the same line (stdout, Loki), it formats a record once: the last record's
+    line is kept for the next handler (same thread: logging calls handlers one after another)."""
 
     def __init__(self, service_name: str) -> None:
         super().__init__()
         self._service = service_name
+        self._last: tuple[logging.LogRecord, trace.SpanContext, str] | None = None
 
     def format(self, record: logging.LogRecord) -> str:
+        context = trace.get_current_span().get_span_context()
+        last = self._last
+        if last is not None and last[0] is record and last[1] is context:
+            return last[2]
+        line = self._format(record, context)
+        self._last = (record, context, line)
+        return line
+
+    def _format(self, record: logging.LogRecord, context: trace.SpanContext) -> str:
         entry = {
             "ts": round(record.created, 6),
             "level": record.levelname.lower(),
@@ -73,7 +85,6 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "service": self._service,
         }
-        context = trace.get_current_span().get_span_context()
         if context.is_valid:
             entry["trace_id"] = format_trace_id(context.trace_id)
             entry["span_id"] = format_span_id(context.span_id)
@@ -97,22 +108,28 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-class SessionFilter(logging.Filter):
-    """Puts the request's replay session on each record written while serving it."""
+class PrepareRecordFilter(logging.Filter):
+    """Readies a record once, whichever handler sees it first: query secrets scrubbed, junk extras
+    dropped, the request's replay session added. One instance sits on every handler (handler
+    filters are the only ones propagated records pass); it remembers the last record it prepared,
+    so the work is done once per record, not once per handler. A race between threads can only
+    cause a second, harmless preparation, never a skipped one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scrub = ScrubbingLogFilter()
+        self._last: logging.LogRecord | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record is self._last:
+            return True
+        self._last = record
+        self._scrub.filter(record)
+        for key in JUNK_EXTRAS:
+            record.__dict__.pop(key, None)
         session = current_session_id()
         if session is not None:
             record.__dict__[SESSION_ID] = session
-        return True
-
-
-class DropJunkExtrasFilter(logging.Filter):
-    """Removes JUNK_EXTRAS from a record before any handler formats or ships it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        for key in JUNK_EXTRAS:
-            record.__dict__.pop(key, None)
         return True
 
 
@@ -152,9 +169,10 @@ class ThrottleInternalFilter(logging.Filter):
 
 def configure_logging(settings: TelemetrySettings, logger_provider: LoggerProvider | None) -> list[logging.Handler]:
     """Installs the app's handlers on the root logger and returns them (for shutdown)."""
+    json_lines = JsonFormatter(settings.service_name)  # stdout and Loki share each record's line
     console = logging.StreamHandler(sys.stdout)
     if settings.log_json_stdout:
-        console.setFormatter(JsonFormatter(settings.service_name))
+        console.setFormatter(json_lines)
     else:
         console.setFormatter(TextFormatter())
     console.addFilter(ThrottleInternalFilter())
@@ -164,14 +182,11 @@ def configure_logging(settings: TelemetrySettings, logger_provider: LoggerProvid
     if settings.loki_url:
         from .loki import build_loki_handler
 
-        handlers.append(build_loki_handler(settings, JsonFormatter(settings.service_name)))
+        handlers.append(build_loki_handler(settings, json_lines))
 
-    scrub, drop_junk, session = ScrubbingLogFilter(), DropJunkExtrasFilter(), SessionFilter()
-    ship_only_app_logs = ShipFilter()
+    prepare, ship_only_app_logs = PrepareRecordFilter(), ShipFilter()
     for handler in handlers:
-        handler.addFilter(scrub)
-        handler.addFilter(drop_junk)
-        handler.addFilter(session)
+        handler.addFilter(prepare)
         if handler is not console:
             handler.addFilter(ship_only_app_logs)
 

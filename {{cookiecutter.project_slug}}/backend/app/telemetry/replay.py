@@ -24,7 +24,7 @@ SESSION_HEADER = b"x-session-id"
 
 _MAX_ID_LENGTH = 128
 
-# The session of the request being served, for its log records (logs.SessionFilter). The server runs
+# The session of the request being served, for its log records (logs.PrepareRecordFilter). The server runs
 # each request in a task of its own (a copy of the context), so the value ends with the request.
 _request_session: ContextVar[str | None] = ContextVar("request_session", default=None)
 
