@@ -7,8 +7,10 @@
 import { type Context, type Span, SpanKind, trace } from "@opentelemetry/api";
 import type { ReadableSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
-// Weak: a span that ended and was exported is collected with its entry, whatever happens.
-const serverSpans = new WeakMap<Span, Span>();
+// Weak: a span that ended and was exported is collected with its entry, whatever happens. Global:
+// Next.js bundles instrumentation.ts and each route apart, each with its own copy of this module.
+const REGISTRY = Symbol.for("sage.server-spans");
+const serverSpans: WeakMap<Span, Span> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??= new WeakMap()) as WeakMap<Span, Span>;
 
 export class ServerSpanTracker implements SpanProcessor {
   onStart(span: Span & { kind?: SpanKind }, parentContext: Context): void {
