@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import threading
 import time
 import zlib
@@ -387,3 +388,59 @@ def test_the_shared_sensitive_keys_are_one_list_in_both_images() -> None:
     keys = json.loads(source.read_text())
     assert {"token", "password"} <= set(keys["query_parameters"])
     assert "authorization" in keys["headers"]
+
+
+SCRUB_CASES = [
+    "/api/chat?token=abc&x=1",
+    "http://api:8000/a?API_KEY=K&Password=p&ok=yes",
+    'GET /p?access_token=zz HTTP/1.1" 200',
+    "/a?mytoken=1&tokens=2&sig=s;code=c",
+    "no query here",
+]
+KEY_CASES = [
+    "password",
+    "user.api_key",
+    "http.request.method",
+    "session.id",
+    "gen_ai.usage.input_tokens",
+    "Token",
+]
+
+
+def test_the_backend_and_the_web_server_redact_alike(project: Path, app: Path, backend_python: Path) -> None:
+    """The same texts and keys through the backend's scrubbing.py and the web's scrubbing.ts: same results."""
+    cases = json.dumps({"texts": SCRUB_CASES, "keys": KEY_CASES})
+    backend = subprocess.run(
+        [
+            str(backend_python),
+            "-c",
+            "import json, sys; from app.telemetry.scrubbing import scrub_text, is_sensitive_key as k; "
+            "c = json.loads(sys.argv[1]); "
+            "print(json.dumps([[scrub_text(t) for t in c['texts']], [k(x) for x in c['keys']]]))",
+            cases,
+        ],
+        cwd=project / "backend",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    web = subprocess.run(
+        [
+            "node",
+            "--import",
+            "tsx",
+            "--eval",
+            "import('./lib/server/scrubbing.ts').then(({ scrubText, isSensitiveKey }) => {"
+            " const c = JSON.parse(process.argv[1]);"
+            " console.log(JSON.stringify([c.texts.map(scrubText), c.keys.map(isSensitiveKey)])); })",
+            cases,
+        ],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    texts, keys = json.loads(backend.stdout)
+    assert json.loads(web.stdout) == [texts, keys]
+    assert texts[0] == "/api/chat?token=[REDACTED]&x=1"
+    assert keys == [True, True, False, False, False, True]
