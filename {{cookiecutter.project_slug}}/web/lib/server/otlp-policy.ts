@@ -187,7 +187,9 @@ class Sanitizer {
     out.name = this.text(span.name ?? "", `${where}.name`, true);
     if (span.status !== undefined) {
       const status = object(span.status, `${where}.status`);
-      out.status = { code: status.code, ...(status.message === undefined ? {} : { message: this.text(status.message, `${where}.status.message`, true) }) };
+      const code = status.code ?? 0;
+      if (typeof code !== "number" && typeof code !== "string") invalid(`${where}.status.code`, "is not a status code");
+      out.status = { code, ...(status.message === undefined ? {} : { message: this.text(status.message, `${where}.status.message`, true) }) };
     }
     out.events = list(span.events, `${where}.events`)
       .slice(0, this.policy.limits.maxAttributes)
