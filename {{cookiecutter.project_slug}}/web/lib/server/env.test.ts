@@ -103,9 +103,9 @@ test("each OTLP signal has its URL and headers: its own variable first, then the
 });
 
 test("the body and OTLP limits are positive integers, with defaults for anything else", () => {
-  assert.equal(apiMaxBodyBytes({}), 1024 * 1024);
+  assert.equal(apiMaxBodyBytes({}), 512 * 1024);
   assert.equal(apiMaxBodyBytes({ API_MAX_BODY_BYTES: "2048" }), 2048);
-  assert.equal(apiMaxBodyBytes({ API_MAX_BODY_BYTES: "0" }), 1024 * 1024);
+  assert.equal(apiMaxBodyBytes({ API_MAX_BODY_BYTES: "0" }), 512 * 1024);
   assert.deepEqual(otlpLimits({}), {
     maxBodyBytes: 4 * 1024 * 1024,
     maxItems: 1000,

@@ -16,7 +16,7 @@
  *   REPLAY_SAMPLE_RATE                  built-in replay: share of sessions recorded, 0 to 1 (default 1)
  *   REPLAY_MAX_SESSION_BYTES            built-in replay: recording stops past this many bytes sent
  *   GRAFANA_URL                         the replay viewer's links to traces (default http://localhost:3001)
- *   API_MAX_BODY_BYTES                  largest request body the /api/* proxy passes on, as sent (default 1 MiB)
+ *   API_MAX_BODY_BYTES                  largest request body the /api/* proxy passes on, as sent (default 512 KiB)
  *   OTLP_MAX_BODY_BYTES                 largest browser OTLP export, once decompressed (default 4 MiB)
  *   OTLP_MAX_ITEMS                      spans, log records or metric data points per export (default 1000)
  *   OTLP_MAX_ATTRIBUTE_LENGTH           longer string attribute values are cut to this (default 4096)
@@ -114,7 +114,12 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
   return Number.isInteger(value) && value > 0 ? value : fallback;
 }
 
-export const DEFAULT_API_MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * The backend's largest body limit (REPLAY_MAX_CHUNK_BYTES, 512 KiB). Keep this no larger: then an
+ * oversized body is cut here and answered 413, never by a backend that closes the connection
+ * mid-upload (fetch cannot read an answer before it has sent the whole body: that would be a 502).
+ */
+export const DEFAULT_API_MAX_BODY_BYTES = 512 * 1024;
 
 /** API_MAX_BODY_BYTES: the /api/* proxy refuses (413) a body past this many bytes as sent. */
 export function apiMaxBodyBytes(env: Env): number {
