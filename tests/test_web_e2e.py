@@ -298,6 +298,29 @@ def test_the_backend_span_names_the_browser_session(run: BrowserRun) -> None:
         assert run.backend_server().attributes["sentry.replay_id"] == session
 
 
+def test_the_next_server_span_names_the_browser_session(run: BrowserRun) -> None:
+    """session.id is on the Next.js SERVER span of the request, not only on its internal spans."""
+    session = run.browser_fetch().attributes.get("session.id")
+    assert session
+    assert run.next_server().attributes.get("session.id") == session
+
+
+def test_no_framework_span_is_a_root_trace(run: BrowserRun) -> None:
+    """Next.js's start-up and module-loading spans never arrive as traces of their own.
+
+    Every span of the Next.js server is a request's SERVER span or in the trace of one."""
+    server_spans = [
+        s
+        for s in run.unique_spans()
+        if s.resource.get("service.name") == WEB_SERVICE
+        and s.resource.get("telemetry.sdk.language") != "webjs"
+    ]
+    assert server_spans
+    request_traces = {s.trace_id for s in server_spans if s.kind == "SERVER"}
+    framework_roots = [(s.name, s.kind) for s in server_spans if s.trace_id not in request_traces]
+    assert framework_roots == []
+
+
 def test_the_fetch_is_traced_once_by_one_provider(run: BrowserRun) -> None:
     """No second tracer provider (a vendor's) adds spans: one fetch span, one resource, no duplicates."""
     lock = json.loads((run.project / "web" / "package-lock.json").read_text())

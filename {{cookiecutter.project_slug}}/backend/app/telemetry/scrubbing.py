@@ -4,13 +4,17 @@ Headers are only recorded when OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* asks 
 then SENSITIVE_HEADERS are always replaced by the instrumentation's "[REDACTED]". Query strings are
 recorded by default (url.query, url.full), so their secret-looking values are redacted here, before
 the exporter sends the span, and in log messages (uvicorn's access log prints the full path).
+Attributes named like credentials (SENSITIVE_ATTRIBUTE_KEYS) are redacted whole. The names come
+from sensitive_keys.json, which the Next.js server shares.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -19,41 +23,22 @@ from opentelemetry.semconv.attributes.url_attributes import URL_FULL, URL_QUERY
 
 REDACTED = "[REDACTED]"
 
-SENSITIVE_HEADERS = (
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "api-key",
-)
-
+# The one list of sensitive names, shared with the Next.js server (web/lib/server/scrubbing.ts):
+# a JSON file because both images read it (the web image gets a byte-equal copy, see its "about").
+_SENSITIVE = json.loads(resources.files(__package__).joinpath("sensitive_keys.json").read_text("utf-8"))
+SENSITIVE_HEADERS = tuple(_SENSITIVE["headers"])
 # Query parameter names whose values are credentials. Matched as whole names, case-insensitive.
-SENSITIVE_QUERY_KEYS = (
-    "access_token",
-    "api_key",
-    "apikey",
-    "auth",
-    "client_secret",
-    "code",
-    "key",
-    "password",
-    "passwd",
-    "pwd",
-    "refresh_token",
-    "secret",
-    "session",
-    "sig",
-    "signature",
-    "token",
-    "x-amz-signature",
-)
+SENSITIVE_QUERY_KEYS = tuple(_SENSITIVE["query_parameters"])
+# Span attribute and log record keys (whole, or their last dotted segment) whose values are redacted.
+SENSITIVE_ATTRIBUTE_KEYS = frozenset(key.lower() for key in _SENSITIVE["attributes"])
 
 # Span attributes that hold a URL or a query string, old and stable semconv names.
 URL_ATTRIBUTES = (URL_FULL, URL_QUERY, "http.url", "http.target")
 # Exception events quote URLs too (httpx errors do).
 _EVENT_TEXT_ATTRIBUTES = ("exception.message", "exception.stacktrace")
 _HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
+# `extra=` fields of a log record become its attributes; none of the standard fields is sensitive.
+_SENSITIVE_RECORD_FIELDS = tuple(SENSITIVE_ATTRIBUTE_KEYS)
 
 _QUERY_SECRET = re.compile(
     r"(?i)(?P<key>(?:^|(?<=[?&;\s]))(?:" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS) + r"))="
@@ -66,6 +51,12 @@ def scrub_text(text: str) -> str:
     if "=" not in text:
         return text
     return _QUERY_SECRET.sub(lambda m: f"{m.group('key')}={REDACTED}", text)
+
+
+def is_sensitive_key(key: str) -> bool:
+    """True for an attribute key named (whole, or by its last dotted segment) in SENSITIVE_ATTRIBUTE_KEYS."""
+    lowered = key.lower()
+    return lowered in SENSITIVE_ATTRIBUTE_KEYS or lowered.rsplit(".", 1)[-1] in SENSITIVE_ATTRIBUTE_KEYS
 
 
 def header_sanitize_fields(extra: str = "") -> list[str]:
@@ -83,8 +74,11 @@ def _scrub_attributes(attributes: Mapping[str, Any] | None, keys: Iterable[str])
         if isinstance(value, str) and "=" in value and (scrubbed := scrub_text(value)) != value:
             changed[key] = scrubbed
     for key in attributes:
-        if key.startswith(_HEADER_PREFIXES) and key.rsplit(".", 1)[-1].replace("_", "-") in SENSITIVE_HEADERS:
-            changed[key] = (REDACTED,)
+        if key.startswith(_HEADER_PREFIXES):
+            if key.rsplit(".", 1)[-1].replace("_", "-") in SENSITIVE_HEADERS:
+                changed[key] = (REDACTED,)
+        elif is_sensitive_key(key):
+            changed[key] = REDACTED
     return {**attributes, **changed} if changed else None
 
 
@@ -136,7 +130,7 @@ def _scrub_span(span: ReadableSpan) -> ReadableSpan:
 
 
 class ScrubbingLogFilter(logging.Filter):
-    """Redacts query secrets in a record's message before any handler formats or ships it.
+    """Redacts query secrets in a record's message, and sensitive `extra=` fields, before any handler ships it.
 
     One instance sits on every handler (handler filters are the only ones propagated records
     pass); it remembers the last record it scrubbed, so a record is scrubbed once, not per handler.
@@ -151,6 +145,10 @@ class ScrubbingLogFilter(logging.Filter):
         if record is self._last:
             return True
         self._last = record
+        fields = record.__dict__
+        for key in _SENSITIVE_RECORD_FIELDS:
+            if key in fields:
+                fields[key] = REDACTED
         if record.args:
             message = record.getMessage()
             if "=" in message:

@@ -3,8 +3,11 @@ import { test } from "node:test";
 import { SERVICE_NAME } from "../config";
 import {
   apiBaseUrl,
+  apiMaxBodyBytes,
   grafanaUrl,
   otlpHeaders,
+  otlpLimits,
+  otlpSignalUrl,
   otlpTracesUrl,
   replayMaxSessionBytes,
   replaySampleRate,
@@ -84,4 +87,33 @@ test("the built-in replay's settings: sample rate clamped to [0, 1], byte budget
 test("GRAFANA_URL is the local stack's Grafana (port 3001) unless set", () => {
   assert.equal(grafanaUrl({}), "http://localhost:3001");
   assert.equal(grafanaUrl({ GRAFANA_URL: "https://grafana.example.com/" }), "https://grafana.example.com");
+});
+
+test("each OTLP signal has its URL and headers: its own variable first, then the shared one", () => {
+  const env = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: "http://logs:3100/otlp/v1/logs",
+    OTEL_EXPORTER_OTLP_HEADERS: "x-all=1",
+    OTEL_EXPORTER_OTLP_METRICS_HEADERS: "x-metrics=1",
+  };
+  assert.equal(otlpSignalUrl(env, "logs"), "http://logs:3100/otlp/v1/logs");
+  assert.equal(otlpSignalUrl(env, "metrics"), "http://collector:4318/v1/metrics");
+  assert.deepEqual(otlpHeaders(env, "metrics"), { "x-metrics": "1" });
+  assert.deepEqual(otlpHeaders(env, "logs"), { "x-all": "1" });
+});
+
+test("the body and OTLP limits are positive integers, with defaults for anything else", () => {
+  assert.equal(apiMaxBodyBytes({}), 512 * 1024);
+  assert.equal(apiMaxBodyBytes({ API_MAX_BODY_BYTES: "2048" }), 2048);
+  assert.equal(apiMaxBodyBytes({ API_MAX_BODY_BYTES: "0" }), 512 * 1024);
+  assert.deepEqual(otlpLimits({}), {
+    maxBodyBytes: 4 * 1024 * 1024,
+    maxItems: 1000,
+    maxAttributeLength: 4096,
+    maxAttributes: 128,
+    ratePerMinute: 120,
+    totalRatePerMinute: 6000,
+  });
+  assert.equal(otlpLimits({ OTLP_RATE_LIMIT: "7", OTLP_MAX_ITEMS: "1.5" }).ratePerMinute, 7);
+  assert.equal(otlpLimits({ OTLP_MAX_ITEMS: "1.5" }).maxItems, 1000);
 });

@@ -5,8 +5,8 @@
  *
  *   API_BASE_URL                        where the FastAPI backend listens (default http://localhost:8000)
  *   OTEL_EXPORTER_OTLP_ENDPOINT         the collector's OTLP/HTTP base URL (default http://localhost:4318)
- *   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  full traces URL, wins over the one above
- *   OTEL_EXPORTER_OTLP_HEADERS          `key=value,...` sent to the collector (also ..._TRACES_HEADERS)
+ *   OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT  full URL of one signal, wins over the one above
+ *   OTEL_EXPORTER_OTLP_HEADERS          `key=value,...` sent to the collector (also ..._TRACES_HEADERS, ...)
  *   OTEL_SERVICE_NAME                   service.name of the server and the browser
  *   OTEL_TRACES_SAMPLER_ARG             share of new traces kept, 0 to 1
  *   OTEL_SDK_DISABLED                   "true": no tracing anywhere, no replay
@@ -16,6 +16,12 @@
  *   REPLAY_SAMPLE_RATE                  built-in replay: share of sessions recorded, 0 to 1 (default 1)
  *   REPLAY_MAX_SESSION_BYTES            built-in replay: recording stops past this many bytes sent
  *   GRAFANA_URL                         the replay viewer's links to traces (default http://localhost:3001)
+ *   API_MAX_BODY_BYTES                  largest request body the /api/* proxy passes on, as sent (default 512 KiB)
+ *   OTLP_MAX_BODY_BYTES                 largest browser OTLP export, once decompressed (default 4 MiB)
+ *   OTLP_MAX_ITEMS                      spans, log records or metric data points per export (default 1000)
+ *   OTLP_MAX_ATTRIBUTE_LENGTH           longer string attribute values are cut to this (default 4096)
+ *   OTLP_RATE_LIMIT                     browser exports per minute per client address (default 120)
+ *   OTLP_RATE_LIMIT_TOTAL               browser exports per minute from all clients together (default 6000)
  */
 import {
   DEPLOYMENT_ENVIRONMENT,
@@ -49,16 +55,25 @@ export function apiBaseUrl(env: Env): string {
   return withoutTrailingSlash(setting(env, "API_BASE_URL") ?? DEFAULT_API_BASE_URL);
 }
 
-/** The collector's OTLP/HTTP traces URL, per the OpenTelemetry exporter spec. */
-export function otlpTracesUrl(env: Env): string {
-  const signal = setting(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-  if (signal) return signal;
-  return `${withoutTrailingSlash(setting(env, "OTEL_EXPORTER_OTLP_ENDPOINT") ?? DEFAULT_OTLP_ENDPOINT)}/v1/traces`;
+/** The OTLP signals the browser may export through this server (app/otel/v1/[signal]). */
+export const OTLP_SIGNALS = ["traces", "logs", "metrics"] as const;
+export type OtlpSignal = (typeof OTLP_SIGNALS)[number];
+
+/** The collector's OTLP/HTTP URL for `signal`, per the OpenTelemetry exporter spec. */
+export function otlpSignalUrl(env: Env, signal: OtlpSignal): string {
+  const own = setting(env, `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_ENDPOINT`);
+  if (own) return own;
+  return `${withoutTrailingSlash(setting(env, "OTEL_EXPORTER_OTLP_ENDPOINT") ?? DEFAULT_OTLP_ENDPOINT)}/v1/${signal}`;
 }
 
-/** OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_TRACES_HEADERS: `key=value,key2=value2`, URL-encoded. */
-export function otlpHeaders(env: Env): Record<string, string> {
-  const raw = env.OTEL_EXPORTER_OTLP_TRACES_HEADERS ?? env.OTEL_EXPORTER_OTLP_HEADERS ?? "";
+/** The collector's OTLP/HTTP traces URL. */
+export function otlpTracesUrl(env: Env): string {
+  return otlpSignalUrl(env, "traces");
+}
+
+/** OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS: `key=value,key2=value2`, URL-encoded. */
+export function otlpHeaders(env: Env, signal: OtlpSignal = "traces"): Record<string, string> {
+  const raw = env[`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_HEADERS`] ?? env.OTEL_EXPORTER_OTLP_HEADERS ?? "";
   const headers: Record<string, string> = {};
   for (const pair of raw.split(",")) {
     const at = pair.indexOf("=");
@@ -92,6 +107,49 @@ export function replaySampleRate(env: Env): number {
 export function replayMaxSessionBytes(env: Env): number {
   const bytes = Number(setting(env, "REPLAY_MAX_SESSION_BYTES"));
   return Number.isInteger(bytes) && bytes > 0 ? bytes : DEFAULT_REPLAY_MAX_SESSION_BYTES;
+}
+
+function positiveInteger(env: Env, name: string, fallback: number): number {
+  const value = Number(setting(env, name));
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+}
+
+/**
+ * The backend's largest body limit (REPLAY_MAX_CHUNK_BYTES, 512 KiB). Keep this no larger: then an
+ * oversized body is cut here and answered 413, never by a backend that closes the connection
+ * mid-upload (fetch cannot read an answer before it has sent the whole body: that would be a 502).
+ */
+export const DEFAULT_API_MAX_BODY_BYTES = 512 * 1024;
+
+/** API_MAX_BODY_BYTES: the /api/* proxy refuses (413) a body past this many bytes as sent. */
+export function apiMaxBodyBytes(env: Env): number {
+  return positiveInteger(env, "API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES);
+}
+
+/** What the browser OTLP route (lib/server/otlp-forward.ts) accepts. */
+export interface OtlpLimits {
+  /** Bytes of one export once decompressed; past them: 413. */
+  maxBodyBytes: number;
+  /** Spans, log records or metric data points in one export; past them: 413. */
+  maxItems: number;
+  /** String attribute values (and log bodies) are cut to this many characters. */
+  maxAttributeLength: number;
+  /** Attributes kept per span, event, link, log record or data point (the SDK's default limit). */
+  maxAttributes: number;
+  /** Exports per minute from one client address, and from all of them; past them: 429. */
+  ratePerMinute: number;
+  totalRatePerMinute: number;
+}
+
+export function otlpLimits(env: Env): OtlpLimits {
+  return {
+    maxBodyBytes: positiveInteger(env, "OTLP_MAX_BODY_BYTES", 4 * 1024 * 1024),
+    maxItems: positiveInteger(env, "OTLP_MAX_ITEMS", 1000),
+    maxAttributeLength: positiveInteger(env, "OTLP_MAX_ATTRIBUTE_LENGTH", 4096),
+    maxAttributes: 128,
+    ratePerMinute: positiveInteger(env, "OTLP_RATE_LIMIT", 120),
+    totalRatePerMinute: positiveInteger(env, "OTLP_RATE_LIMIT_TOTAL", 6000),
+  };
 }
 
 /** GRAFANA_URL, without a trailing slash: where the replay viewer links a session's traces. */

@@ -3,21 +3,33 @@
  * starts: @vercel/otel with Next.js's own spans and a CLIENT span for every outgoing fetch;
  * traceparent is sent to the backend (API_BASE_URL) only. Spans go over OTLP/HTTP to the
  * collector that OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT, ..._PROTOCOL, ..._HEADERS)
- * names at start-up; @vercel/otel reads those itself, as the OpenTelemetry spec says.
+ * names at start-up, through ScrubbingSpanExporter (no query secret leaves, lib/server/scrubbing.ts).
+ * ServerSpanTracker lets route handlers find their request's SERVER span (lib/server/server-span.ts).
  */
 import { type ProxyTracerProvider, trace } from "@opentelemetry/api";
-import { registerOTel } from "@vercel/otel";
+import { BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { OTLPHttpJsonTraceExporter, OTLPHttpProtoTraceExporter, registerOTel } from "@vercel/otel";
 import { SERVICE_NAMESPACE } from "../config";
 import {
   apiBaseUrl,
   deploymentEnvironment,
   type Env,
+  otlpHeaders,
   otlpTracesUrl,
   sampleRatio,
   serviceName,
   telemetryEnabled,
 } from "./env";
 import { serverSampler } from "./sampling";
+import { ScrubbingSpanExporter } from "./scrubbing";
+import { ServerSpanTracker } from "./server-span";
+
+/** The OTLP/HTTP exporter the environment asks for (protobuf unless ..._PROTOCOL=http/json). */
+export function otlpTraceExporter(env: Env): SpanExporter {
+  const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/protobuf";
+  const config = { url: otlpTracesUrl(env), headers: otlpHeaders(env) };
+  return protocol.trim() === "http/json" ? new OTLPHttpJsonTraceExporter(config) : new OTLPHttpProtoTraceExporter(config);
+}
 
 export function registerServerTelemetry(env: Env): void {
   if (!telemetryEnabled(env)) return;
@@ -28,6 +40,8 @@ export function registerServerTelemetry(env: Env): void {
       "deployment.environment.name": deploymentEnvironment(env),
     },
     traceSampler: serverSampler(sampleRatio(env)),
+    // Instead of "auto", which would export without scrubbing.
+    spanProcessors: [new ServerSpanTracker(), new BatchSpanProcessor(new ScrubbingSpanExporter(otlpTraceExporter(env)))],
     instrumentationConfig: {
       fetch: {
         propagateContextUrls: [`${apiBaseUrl(env)}/`],

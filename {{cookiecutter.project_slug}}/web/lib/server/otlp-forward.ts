@@ -1,43 +1,99 @@
 /**
- * The browser's OTLP exports, forwarded to the collector (app/otel/v1/traces/route.ts). The
- * collector's address is read at request time; the forward itself is never traced.
+ * The browser's OTLP exports (app/otel/v1/[signal]/route.ts: traces, logs, metrics), checked and
+ * forwarded to the collector, whose address and headers are read at request time. In order:
+ *
+ *   404  a signal other than traces, logs or metrics
+ *   415  anything but OTLP/JSON (the browser's exporters send JSON; protobuf is refused too)
+ *   429  more than OTLP_RATE_LIMIT exports a minute from one client, or OTLP_RATE_LIMIT_TOTAL from all
+ *   413  a body over OTLP_MAX_BODY_BYTES (counted while it streams and inflates), or over
+ *        OTLP_MAX_ITEMS spans / log records / data points
+ *   400  a body that does not decompress, parse or have OTLP/JSON's shape
+ *   403  a resource that claims another service (lib/server/otlp-policy.ts)
+ *
+ * What passes is rebuilt and bounded (otlp-policy.ts) and sent on as JSON. When the collector
+ * cannot take it (down, slow, failing), the export is dropped with a 202, logged once per outage
+ * on the server: the browser would otherwise print every failed export in red, and retry it.
+ * The forward itself is never traced.
  */
-import { type Env, otlpHeaders, otlpTracesUrl } from "./env";
+import { SERVICE_NAMESPACE } from "../config";
+import { readBoundedBody, RequestRefused, refusal } from "./bounded-body";
+import { type Env, OTLP_SIGNALS, type OtlpSignal, otlpHeaders, otlpLimits, otlpSignalUrl, serviceName } from "./env";
+import { sanitizeExport } from "./otlp-policy";
+import { clientKey, RateLimiter } from "./rate-limit";
 
-/** Above this a body is refused (413); the browser exporter sends far less per batch. */
-export const MAX_OTLP_BODY_BYTES = 4 * 1024 * 1024;
-const MEDIA_TYPES = new Set(["application/json", "application/x-protobuf"]);
 const COLLECTOR_TIMEOUT_MS = 10_000;
 
-function plain(status: number, text: string): Response {
-  return new Response(`${text}\n`, { status, headers: { "content-type": "text/plain" } });
+let limiter: { key: string; limiter: RateLimiter } | undefined;
+let collectorFailing = false;
+
+function rateLimiter(perMinute: number, totalPerMinute: number): RateLimiter {
+  const key = `${perMinute}/${totalPerMinute}`;
+  if (limiter?.key !== key) limiter = { key, limiter: new RateLimiter({ perMinute, totalPerMinute }) };
+  return limiter.limiter;
 }
 
-export async function forwardTraces(request: Request, env: Env = process.env): Promise<Response> {
-  const mediaType = (request.headers.get("content-type") ?? "").split(";", 1)[0].trim().toLowerCase();
-  if (!MEDIA_TYPES.has(mediaType)) return plain(415, "OTLP/HTTP takes application/json or application/x-protobuf");
-  if (Number(request.headers.get("content-length") ?? 0) > MAX_OTLP_BODY_BYTES) return plain(413, "too large");
-  const body = await request.arrayBuffer();
-  if (body.byteLength > MAX_OTLP_BODY_BYTES) return plain(413, "too large");
+function mediaTypeOf(request: Request): string {
+  return (request.headers.get("content-type") ?? "").split(";", 1)[0].trim().toLowerCase();
+}
 
-  const headers = new Headers({ ...otlpHeaders(env), "content-type": mediaType });
-  const encoding = request.headers.get("content-encoding");
-  if (encoding) headers.set("content-encoding", encoding);
+function isSignal(signal: string): signal is OtlpSignal {
+  return (OTLP_SIGNALS as readonly string[]).includes(signal);
+}
+
+/** Logs the first failure of an outage and the recovery, not every dropped export. */
+function noteDelivery(ok: boolean, detail: string): void {
+  if (ok === !collectorFailing) return;
+  collectorFailing = !ok;
+  if (ok) console.info(`browser telemetry: the collector takes exports again (${detail})`);
+  else console.warn(`browser telemetry: the collector did not take an export (${detail}); dropping browser exports until it does`);
+}
+
+export async function forwardOtlp(request: Request, signal: string, env: Env = process.env): Promise<Response> {
+  if (!isSignal(signal)) return refusal(404, `no OTLP signal ${JSON.stringify(signal.slice(0, 40))} here (traces, logs, metrics)`);
+  const mediaType = mediaTypeOf(request);
+  if (mediaType !== "application/json") {
+    return refusal(415, "this route takes OTLP/JSON only (Content-Type: application/json)");
+  }
+  const limits = otlpLimits(env);
+  if (!rateLimiter(limits.ratePerMinute, limits.totalRatePerMinute).allow(clientKey(request.headers))) {
+    return refusal(429, `more than ${limits.ratePerMinute} exports a minute from this client`, { "retry-after": "60" });
+  }
+  let body: string;
   try {
-    const upstream = await fetch(otlpTracesUrl(env), {
+    const bytes = await readBoundedBody(request, limits.maxBodyBytes);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(bytes.toString("utf8"));
+    } catch {
+      throw new RequestRefused(400, "body is not JSON");
+    }
+    body = JSON.stringify(
+      sanitizeExport(signal, parsed, { serviceName: serviceName(env), serviceNamespace: SERVICE_NAMESPACE, limits }),
+    );
+  } catch (error) {
+    if (error instanceof RequestRefused) return refusal(error.status, error.message);
+    throw error;
+  }
+  return deliver(signal, body, env);
+}
+
+async function deliver(signal: OtlpSignal, body: string, env: Env): Promise<Response> {
+  const url = otlpSignalUrl(env, signal);
+  try {
+    const upstream = await fetch(url, {
       method: "POST",
-      headers,
+      headers: { ...otlpHeaders(env, signal), "content-type": "application/json" },
       body,
       cache: "no-store",
       signal: AbortSignal.timeout(COLLECTOR_TIMEOUT_MS),
       opentelemetry: { ignore: true },
     });
-    return new Response(await upstream.arrayBuffer(), {
-      status: upstream.status,
-      headers: { "content-type": upstream.headers.get("content-type") ?? mediaType },
-    });
-  } catch {
-    // 503 tells the browser exporter to retry later, as it would with a collector that is down.
-    return plain(503, "collector unreachable");
+    const answer = await upstream.arrayBuffer();
+    noteDelivery(upstream.ok, `${new URL(url).origin} answered ${upstream.status}`);
+    if (!upstream.ok) return new Response(null, { status: 202 });
+    return new Response(answer, { status: upstream.status, headers: { "content-type": "application/json" } });
+  } catch (error) {
+    noteDelivery(false, `${new URL(url).origin}: ${error instanceof Error ? error.message : String(error)}`);
+    return new Response(null, { status: 202 });
   }
 }

@@ -120,3 +120,77 @@ describe("proxyToApi with a compressed upload (the built-in replay's chunks)", (
     assert.ok(received.body?.equals(body), "the body arrived unchanged");
   });
 });
+
+describe("proxyToApi with bodies as a hostile client sends them", () => {
+  let server: Server;
+  let base = "";
+  let arrived: { bytes: number; complete: boolean }[] = [];
+  let firstBytes: () => void = () => undefined;
+
+  before(async () => {
+    server = createServer((request, response) => {
+      const seen = { bytes: 0, complete: false };
+      arrived.push(seen);
+      request.on("data", (part: Buffer) => {
+        seen.bytes += part.length;
+        firstBytes();
+      });
+      request.on("end", () => {
+        seen.complete = true;
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end('{"ok":true}');
+      });
+      request.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const upload = (body: BodyInit, headers: Record<string, string> = {}) =>
+    new Request("http://web.local/api/replay/s-12345678", { method: "POST", headers, body, duplex: "half" } as RequestInit);
+
+  test("a chunked body past API_MAX_BODY_BYTES is a 413; the backend never gets a complete request", async () => {
+    arrived = [];
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += 1;
+        controller.enqueue(new Uint8Array(64 * 1024));
+      },
+    });
+    const response = await proxyToApi(upload(endless), { API_BASE_URL: base, API_MAX_BODY_BYTES: String(256 * 1024) });
+    assert.equal(response.status, 413);
+    assert.equal(await response.text(), "body is over the limit of 262144 bytes\n");
+    assert.ok(pulled < 20, `${pulled} chunks of 64 KiB were read`);
+    assert.ok(arrived.every((seen) => !seen.complete), "the backend saw a complete request");
+  });
+
+  test("a declared Content-Length past the limit is a 413 before the backend is asked", async () => {
+    arrived = [];
+    const request = upload(new Uint8Array(2048), { "content-length": "2048" });
+    const response = await proxyToApi(request, { API_BASE_URL: base, API_MAX_BODY_BYTES: "1024" });
+    assert.equal(response.status, 413);
+    assert.equal(arrived.length, 0);
+  });
+
+  test("the body streams through: the backend has its first bytes before the client sent the last", async () => {
+    arrived = [];
+    const backendHasBytes = new Promise<void>((resolve) => (firstBytes = resolve));
+    let sent = 0;
+    const slow = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        sent += 1;
+        if (sent === 1) return controller.enqueue(new TextEncoder().encode('{"part":'));
+        const deadline = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 5_000).unref());
+        assert.notEqual(await Promise.race([backendHasBytes, deadline]), "late", "the proxy buffered the body");
+        controller.enqueue(new TextEncoder().encode("1}"));
+        controller.close();
+      },
+    });
+    const response = await proxyToApi(upload(slow), { API_BASE_URL: base });
+    assert.equal(response.status, 200);
+    // (The aborted upload of the first test may be seen by the server late: only complete ones count.)
+    assert.deepEqual(arrived.filter((seen) => seen.complete), [{ bytes: 10, complete: true }]);
+  });
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
+import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from "@opentelemetry/api";
 import { AlwaysOnSampler, SamplingDecision } from "@opentelemetry/sdk-trace-base";
 import { isUntracedTarget, RouteFilterSampler, serverSampler } from "./sampling";
 
@@ -27,4 +27,21 @@ test("the server sampler keeps everything at ratio 1 and nothing new at ratio 0"
     serverSampler(ratio).shouldSample(ROOT_CONTEXT, TRACE_ID, "GET", SpanKind.SERVER, { "http.target": "/" }, []).decision;
   assert.equal(decide(1), SamplingDecision.RECORD_AND_SAMPLED);
   assert.equal(decide(0), SamplingDecision.NOT_RECORD);
+});
+
+test("Next.js's own spans outside a request are never root traces; inside one they follow it", () => {
+  const sampler = new RouteFilterSampler(new AlwaysOnSampler());
+  const framework = { "next.span_type": "LoadComponents.loadRouteModule" };
+  const decide = (context: typeof ROOT_CONTEXT, kind: SpanKind, attributes: Record<string, string>) =>
+    sampler.shouldSample(context, TRACE_ID, "load route module", kind, attributes, []).decision;
+  assert.equal(decide(ROOT_CONTEXT, SpanKind.INTERNAL, framework), SamplingDecision.NOT_RECORD);
+  assert.equal(decide(ROOT_CONTEXT, SpanKind.INTERNAL, { "next.span_type": "startServer.startServer" }), SamplingDecision.NOT_RECORD);
+  const inRequest = trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: TRACE_ID,
+    spanId: "b7ad6b7169203331",
+    traceFlags: TraceFlags.SAMPLED,
+  });
+  assert.equal(decide(inRequest, SpanKind.INTERNAL, framework), SamplingDecision.RECORD_AND_SAMPLED);
+  assert.equal(decide(ROOT_CONTEXT, SpanKind.SERVER, { "next.span_type": "BaseServer.handleRequest" }), SamplingDecision.RECORD_AND_SAMPLED);
+  assert.equal(decide(ROOT_CONTEXT, SpanKind.INTERNAL, {}), SamplingDecision.RECORD_AND_SAMPLED, "the app's own root spans stay");
 });

@@ -2,10 +2,12 @@
  * Which requests to the Next.js server are traced. The browser telemetry's own routes (/otel/*)
  * and the built-in replay's uploads (/api/replay/*) never are: a span for each export would be
  * noise, and a loop once anything traced them back; the backend follows, as the traceparent it
- * gets says "not sampled". Static files are not either. Everything else follows the parent's
- * decision, or the ratio.
+ * gets says "not sampled". Static files are not either. Nor is Next.js's own work outside any
+ * request (start-up, "register instrumentation", "load route module", ...): each would be a
+ * one-span root trace of no use in Tempo. Everything else follows the parent's decision, or the
+ * ratio.
  */
-import { type Attributes, type Context, type Link, SpanKind } from "@opentelemetry/api";
+import { type Attributes, type Context, type Link, SpanKind, trace } from "@opentelemetry/api";
 import {
   ParentBasedSampler,
   type Sampler,
@@ -22,7 +24,22 @@ export function isUntracedTarget(target: string): boolean {
   return UNTRACED_PATHS.some((prefix) => path.startsWith(prefix));
 }
 
-/** Drops SERVER spans of untraced targets (and so everything under them); asks `delegate` otherwise. */
+/**
+ * True for a span Next.js starts with no parent that is not a request: its tracer marks every
+ * span it makes with `next.span_type`, and a request's span is the SERVER one.
+ */
+export function isFrameworkRoot(context: Context, spanKind: SpanKind, attributes: Attributes): boolean {
+  return (
+    spanKind !== SpanKind.SERVER &&
+    typeof attributes["next.span_type"] === "string" &&
+    trace.getSpanContext(context) === undefined
+  );
+}
+
+/**
+ * Drops SERVER spans of untraced targets and Next.js's root spans outside requests (and so
+ * everything under them); asks `delegate` otherwise.
+ */
 export class RouteFilterSampler implements Sampler {
   constructor(private readonly delegate: Sampler) {}
 
@@ -39,6 +56,7 @@ export class RouteFilterSampler implements Sampler {
     if (spanKind === SpanKind.SERVER && typeof target === "string" && isUntracedTarget(target)) {
       return { decision: SamplingDecision.NOT_RECORD };
     }
+    if (isFrameworkRoot(context, spanKind, attributes)) return { decision: SamplingDecision.NOT_RECORD };
     return this.delegate.shouldSample(context, traceId, spanName, spanKind, attributes, links);
   }
 
@@ -47,7 +65,7 @@ export class RouteFilterSampler implements Sampler {
   }
 }
 
-/** Parent-based, `ratio` of new traces, never the untraced targets. */
+/** Parent-based, `ratio` of new traces, never the untraced targets nor framework roots. */
 export function serverSampler(ratio: number): Sampler {
   return new RouteFilterSampler(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }));
 }
