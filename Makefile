@@ -26,7 +26,7 @@ bench: $(VENV)/.ready  ## All benchmarks (bench/, several minutes): prints a tab
 	$(PY) -m bench.run
 
 lint: $(VENV)/.ready
-	$(PY) -m ruff check --no-cache hooks tests bench && $(PY) -m ruff format --no-cache --check hooks tests bench
+	$(PY) -m ruff check --no-cache hooks tests bench tools && $(PY) -m ruff format --no-cache --check hooks tests bench tools
 
 clean:
 	rm -rf $(OUT) .cache .pytest_cache

@@ -221,7 +221,12 @@ DERIVED: dict[str, tuple[str, Callable[[str], str]]] = {
 def _follows_bad_answer(field: str, value: object, context: Mapping[str, object], bad: set[str]) -> bool:
     source, derive = DERIVED.get(field, ("", None))
     source_value = context.get(source)
-    return source in bad and isinstance(source_value, str) and derive is not None and value == derive(source_value)
+    return (
+        source in bad
+        and isinstance(source_value, str)
+        and derive is not None
+        and value == derive(source_value)
+    )
 
 
 def validate(context: Mapping[str, object]) -> list[str]:

@@ -10,13 +10,9 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 
 
 def make_render(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", "-C", str(TEMPLATE_DIR), "render", f"OUT={out}", f"PY={sys.executable}",
-         f"ARGS={' '.join(args)}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
+    command = ["make", "--no-print-directory", "-C", str(TEMPLATE_DIR), "render", f"OUT={out}"]
+    command += [f"PY={sys.executable}", f"ARGS={' '.join(args)}"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def test_it_names_the_directory_it_rendered(tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ def test_the_check_names_each_missing_tool_with_its_install_command(tmp_path: Pa
 
 def test_the_suite_stops_at_once_when_a_tool_is_missing(tmp_path: Path) -> None:
     """pytest exits before running a single test, with the same message, instead of failing later."""
-    result = run_without_system_tools(tmp_path, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_provision.py")
+    result = run_without_system_tools(
+        tmp_path, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_provision.py"
+    )
 
     assert result.returncode == 1
     assert "The test suite needs tools that are not installed" in result.stdout + result.stderr
@@ -47,7 +49,10 @@ def test_the_suite_stops_at_once_when_a_tool_is_missing(tmp_path: Path) -> None:
 def test_with_everything_installed_the_check_passes() -> None:
     """On this machine (provisioned by `make test`) nothing is missing."""
     result = subprocess.run(
-        [sys.executable, "-m", "tests.support.provision", "--check"], cwd=TEMPLATE_DIR, capture_output=True, text=True
+        [sys.executable, "-m", "tests.support.provision", "--check"],
+        cwd=TEMPLATE_DIR,
+        capture_output=True,
+        text=True,
     )
 
     assert result.returncode == 0, result.stderr

@@ -51,14 +51,18 @@ def test_readme_flow_make_install_then_make_test(default_project: Path, tmp_path
         )
         assert result.returncode == 0, f"make {target}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         output = result.stdout + result.stderr
-        assert "Traceback" not in output and "Exception ignored" not in output, f"make {target}:\n{output[-3000:]}"
+        assert "Traceback" not in output and "Exception ignored" not in output, (
+            f"make {target}:\n{output[-3000:]}"
+        )
     help_text = subprocess.run(["make", "help"], cwd=project, capture_output=True, text=True).stdout
     assert {"install", "run", "dev", "test", "check", "update"} <= {
         line.split()[0] for line in help_text.splitlines()
     }
 
 
-def test_make_dev_without_containers_says_what_to_install_and_how_to_see_telemetry(default_project: Path) -> None:
+def test_make_dev_without_containers_says_what_to_install_and_how_to_see_telemetry(
+    default_project: Path,
+) -> None:
     """With no k3d and no Docker engine, `make dev` fails with one hint: what to install, and the
     container-free way (stub LLM + make run, span tree in the terminal)."""
     result = subprocess.run(

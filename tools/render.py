@@ -42,7 +42,11 @@ def main(argv: list[str]) -> int:
     try:
         project = Path(
             cookiecutter(
-                str(TEMPLATE), no_input=True, output_dir=str(out), extra_context=answers, overwrite_if_exists=overwrite
+                str(TEMPLATE),
+                no_input=True,
+                output_dir=str(out),
+                extra_context=answers,
+                overwrite_if_exists=overwrite,
             )
         )
     except FailedHookException:
@@ -50,8 +54,8 @@ def main(argv: list[str]) -> int:
         return 1
     except OutputDirExistsException as exc:
         print(
-            f"render: {str(exc).removeprefix('Error: ')}. Remove it, render elsewhere (make render OUT=<dir>), "
-            "or re-render over it "
+            f"render: {str(exc).removeprefix('Error: ')}. Remove it, render elsewhere "
+            "(make render OUT=<dir>), or re-render over it "
             "(make render ARGS=--overwrite-if-exists); to bring template changes into a project you "
             "have edited, run `make update` in it instead.",
             file=sys.stderr,

