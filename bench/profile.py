@@ -43,8 +43,9 @@ PY_SPY = ["py-spy==0.4.1"]
 # Module prefix -> component, most specific first. Request-path telemetry is named by the module
 # that the app (or its framework) called into.
 COMPONENTS: list[tuple[str, str]] = [
-    ("opentelemetry.instrumentation.sqlalchemy:connect", "SQLAlchemy connect spans"),
     ("opentelemetry.instrumentation.sqlalchemy:pool", "SQLAlchemy pool metrics"),
+    ("opentelemetry.instrumentation.sqlalchemy:usage", "SQLAlchemy pool metrics"),
+    ("opentelemetry.instrumentation.sqlalchemy:connect", "SQLAlchemy connect spans"),
     ("opentelemetry.instrumentation.sqlalchemy", "SQLAlchemy statement spans"),
     ("opentelemetry.instrumentation.httpx", "httpx CLIENT span"),
     ("opentelemetry.instrumentation.asgi", "HTTP server span + middleware"),
