@@ -4,13 +4,16 @@
     .venv/bin/python -m bench.profile --route chat --sampling 1.0 --seconds 30
     .venv/bin/python -m bench.profile --from out.txt --cpu-us 9800   # re-group a saved py-spy run
 
-Boots the rendered scaffold (and a telemetry-disabled twin for the baseline), drives it with the
-bench's load (bench/common.py), and samples every thread of the server with
-`py-spy record --format raw --full-filenames --nonblocking` while measuring the process's CPU
-(/proc, all threads) and the requests served in the same window. Each sample is given to one
-component (COMPONENTS, by module prefix); a component's µs per request is its share of the samples
-times the CPU per request. Export threads (batch span/log processors, the metric reader) count:
-their CPU is part of CPU per request.
+Boots the rendered scaffold at each sampling ratio and a telemetry-disabled twin, measures each
+one's CPU per request without the profiler (interleaved, /proc, all threads), then samples every
+thread of each server with `py-spy record --gil --format raw --full-filenames` while the bench's
+load (bench/common.py) runs. `--gil` keeps only samples of the thread holding the GIL, i.e. Python
+running (threads parked in epoll, queues or sqlite do not count, which py-spy's idle detection
+misses on a loaded machine). Each sample is given to one component (COMPONENTS, by module
+prefix); a component's µs per request is its share of the samples times the unprofiled CPU per
+request (py-spy slows the target 2-3x here). Export threads (batch span/log processors, the
+metric reader) count: their CPU is part of CPU per request. Native CPU outside the GIL (sqlite,
+uvloop) is spread over all rows by this scaling, so the telemetry rows lean high.
 
 How a sample is attributed (`classify`): on the request path, the component is the first
 telemetry frame below the innermost frame of the app or its frameworks (the call into telemetry;
@@ -29,13 +32,22 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import CACHE_DIR, Backend, backends, cpu_seconds, drive, ensure_venv, prepare, stub_llm
+from bench.common import (
+    CACHE_DIR,
+    Backend,
+    backends,
+    cpu_seconds,
+    drive,
+    ensure_venv,
+    median,
+    prepare,
+    stub_llm,
+)
 from tests.support.otlp_receiver import OtlpReceiver
 
 PY_SPY = ["py-spy==0.4.1"]
@@ -76,6 +88,7 @@ EXPORT_THREADS: list[tuple[str, str]] = [
     ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "export: metrics (OTLP encode + HTTP)"),
     ("opentelemetry.sdk.metrics", "export: metric reader (collect)"),
     ("app.telemetry.loki", "export: Loki pusher"),
+    ("opentelemetry.exporter.otlp.proto.common", "export: other OpenTelemetry threads"),
     ("opentelemetry.sdk._shared_internal", "export: batch processors (queue, wait)"),
     ("opentelemetry", "export: other OpenTelemetry threads"),
 ]
@@ -159,14 +172,16 @@ def _is_telemetry(module: str) -> bool:
 
 def classify(frames: list[tuple[str, str]]) -> str:
     """The component of one stack, root first: [(module, function), ...]."""
-    hosts = [i for i, (module, _) in enumerate(frames) if not _is_telemetry(module) and not _neutral(module)]
-    if not hosts or all(m.startswith(("threading", "concurrent")) for m, _ in frames[: hosts[-1] + 1]):
-        if not any(_is_telemetry(module) for module, _ in frames):
-            return NOT_TELEMETRY
-        for prefix, name in EXPORT_THREADS:
-            if any(module == prefix or module.startswith(prefix + ".") for module, _ in frames):
+    rooted = [(m, f) for m, f in frames if not _neutral(m)]
+    if not rooted:
+        return NOT_TELEMETRY
+    if _is_telemetry(rooted[0][0]):  # a thread telemetry started: its CPU is export cost
+        for module, _ in reversed(frames):
+            name = next((n for p, n in EXPORT_THREADS if module == p or module.startswith(p + ".")), None)
+            if name is not None and not name.startswith("export: other"):
                 return name
         return "export: other OpenTelemetry threads"
+    hosts = [i for i, (module, _) in enumerate(frames) if not _is_telemetry(module) and not _neutral(module)]
     below = frames[hosts[-1] + 1 :]
     entry = next(((m, f) for m, f in below if _is_telemetry(m)), None)
     if entry is None:
@@ -226,7 +241,7 @@ def py_spy() -> Path:
     return ensure_venv(CACHE_DIR, PY_SPY).parent / "py-spy"
 
 
-def profile_backend(backend: Backend, route: str, seconds: float, out: Path, rate: int = 200) -> dict:
+def profile_backend(backend: Backend, route: str, seconds: float, out: Path, rate: int = 100) -> dict:
     """py-spy on `backend` for `seconds` while the bench load runs; CPU and requests of the window."""
     recorder = subprocess.Popen(
         [
@@ -241,7 +256,7 @@ def profile_backend(backend: Backend, route: str, seconds: float, out: Path, rat
             "--format",
             "raw",
             "--full-filenames",
-            "--nonblocking",
+            "--gil",
             "--output",
             str(out),
         ],
@@ -250,19 +265,30 @@ def profile_backend(backend: Backend, route: str, seconds: float, out: Path, rat
     )
     time.sleep(1.0)  # py-spy attaches; the window below starts once it samples
     served, cpu_start, started = 0, cpu_seconds(backend.process.pid), time.perf_counter()
-    stop = threading.Event()
     while recorder.poll() is None and time.perf_counter() - started < seconds - 0.5:
         load = drive(backend, route, 100)
         served += load.ok + load.failed
     cpu = cpu_seconds(backend.process.pid) - cpu_start
-    stop.set()
     _, err = recorder.communicate(timeout=60)
     if recorder.returncode != 0 or not out.exists():
         raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
     return {"requests": served, "cpu_us_per_request": cpu / max(1, served) * 1e6}
 
 
+def unprofiled_cpu_us(
+    booted: dict[str, Backend], route: str, rounds: int = 3, requests: int = 200
+) -> dict[str, float]:
+    """CPU µs per request of each backend without py-spy attached, interleaved (medians)."""
+    samples: dict[str, list[float]] = {name: [] for name in booted}
+    for _ in range(rounds):
+        for name, backend in booted.items():
+            samples[name].append(drive(backend, route, requests).cpu_ms_per_request * 1e3)
+    return {name: median(values) for name, values in samples.items()}
+
+
 def profile_runs(routes: list[str], ratios: list[str], seconds: float, workdir: Path) -> list[dict]:
+    """Per route: unprofiled CPU of each variant, then py-spy on each in turn; one result per
+    (route, sampling), its rows scaled to the unprofiled CPU per request (py-spy slows the target)."""
     project = prepare(workdir)
     results = []
     with ExitStack() as stack:
@@ -279,22 +305,32 @@ def profile_runs(routes: list[str], ratios: list[str], seconds: float, workdir: 
             for route in routes:
                 drive(backend, route, 200)
         for route in routes:
-            base = {}
+            cpu = unprofiled_cpu_us(booted, route)
+            windows, counts = {}, {}
             for name, backend in booted.items():
                 out = workdir / f"py-spy-{route}-{name.replace(' ', '-')}.txt"
-                window = profile_backend(backend, route, seconds, out)
+                windows[name] = {**profile_backend(backend, route, seconds, out), "file": str(out)}
+                counts[name] = read_samples(out)
+            base = counts["disabled"]
+            base_per_request = sum(base.values()) / windows["disabled"]["requests"]
+            for name in booted:
                 if name == "disabled":
-                    base = window
                     continue
-                counts = read_samples(out)
+                per_request = sum(counts[name].values()) / windows[name]["requests"]
+                # Samples per request above the disabled run's that no telemetry frame holds:
+                # the app and framework doing more (GC, context copies) because telemetry is on.
+                indirect = counts[name][NOT_TELEMETRY] / windows[name]["requests"] - base_per_request
                 results.append(
                     {
                         "route": route,
                         "sampling": name.split()[1],
-                        "disabled_cpu_us": base["cpu_us_per_request"],
-                        **window,
-                        "file": str(out),
-                        "rows": breakdown(counts, window["cpu_us_per_request"]),
+                        "disabled_cpu_us": cpu["disabled"],
+                        "cpu_us_per_request": cpu[name],
+                        "profiled_cpu_us_per_request": windows[name]["cpu_us_per_request"],
+                        "requests": windows[name]["requests"],
+                        "file": windows[name]["file"],
+                        "indirect_us": indirect / per_request * cpu[name],
+                        "rows": breakdown(counts[name], cpu[name]),
                     }
                 )
     return results
@@ -304,9 +340,14 @@ def print_table(result: dict) -> None:
     added = result["cpu_us_per_request"] - result.get("disabled_cpu_us", 0.0)
     print(
         f"\n{result.get('route', '?')} @ sampling {result.get('sampling', '?')}: "
-        f"{result['cpu_us_per_request']:.0f} µs CPU/request (disabled "
-        f"{result.get('disabled_cpu_us', float('nan')):.0f}, added {added:+.0f}), "
+        f"{result['cpu_us_per_request']:.0f} µs CPU/request unprofiled (disabled "
+        f"{result.get('disabled_cpu_us', float('nan')):.0f}, added {added:+.0f}); py-spy window: "
         f"{result.get('requests', '?')} requests, {result.get('file', '')}"
+    )
+    telemetry = sum(row["us"] for row in result["rows"] if row["component"] != NOT_TELEMETRY)
+    print(
+        f"telemetry frames: {telemetry:.0f} µs/request; 'not telemetry' above the disabled run "
+        f"(indirect): {result.get('indirect_us', float('nan')):+.0f} µs/request"
     )
     print(f"| {'component':48} | share | µs/req |")
     print(f"| {'---':48} | --- | --- |")
