@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench import faults, overhead, shutdown, startup
+from bench import browser_cost, faults, overhead, shutdown, startup
 from bench.common import ROOT
 from tests.support.loki_receiver import LokiReceiver
 
@@ -283,6 +283,17 @@ def main() -> None:
         ("added_us", "added per call (µs)", ".0f"),
     ]
     sections.append(("6. One Cerebe call: what the LLM instrumentation adds", table([llm_result], columns)))
+
+    browser = browser_cost.run(seconds=20.0 if args.quick else 60.0, rounds=1 if args.quick else 2)
+    columns = [
+        ("task_ms_per_min_off", "main-thread task ms/min, telemetry off", ".0f"),
+        ("task_ms_per_min_on", "... on", ".0f"),
+        ("task_ms_per_min_added", "added ms/min", "+.0f"),
+        ("script_ms_per_min_added", "of which script ms/min", "+.0f"),
+        ("task_ms_per_fetch_added", "added ms per traced fetch", "+.2f"),
+        ("browser_spans_per_round", "browser spans exported per session", ".0f"),
+    ]
+    sections.append(("7. Browser telemetry (replay off): main-thread time", table([browser], columns)))
 
     sections.insert(
         0,
