@@ -263,7 +263,8 @@ def profile_backend(backend: Backend, route: str, seconds: float, out: Path, rat
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    time.sleep(1.0)  # py-spy attaches; the window below starts once it samples
+    # The load runs for as long as py-spy records (it attaches within milliseconds); the rows are
+    # scaled to the unprofiled CPU per request, so the window only needs to cover the recording.
     served, cpu_start, started = 0, cpu_seconds(backend.process.pid), time.perf_counter()
     while recorder.poll() is None and time.perf_counter() - started < seconds - 0.5:
         load = drive(backend, route, 100)
