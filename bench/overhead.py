@@ -1,6 +1,11 @@
-"""1. Request overhead: (a) OTEL_SDK_DISABLED, (b) the scaffold's telemetry, (c) opentelemetry-instrument.
+"""1. Request overhead of each way to wire telemetry into the same app.
 
-All variants run at once and are driven in interleaved rounds (a b c a b c ...); medians over rounds.
+(a) OTEL_SDK_DISABLED; (b) the scaffold's telemetry; (c) `opentelemetry-instrument` as commonly
+run, and (c=) at equal coverage (the same signals as (b): FastAPI, httpx and SQLAlchemy spans,
+metrics, OTLP logs with trace correlation, one stdout JSON line per record, GenAI spans and cost);
+(d) the floor: (b) creating every span, metric point and log record but exporting nothing
+(bench/floor_app.py); (e) (b) plus the direct-to-Loki push (LOKI_URL).
+All variants run at once and are driven in interleaved rounds (a b c c= d e a ...); medians over rounds.
 """
 
 from __future__ import annotations
@@ -9,33 +14,63 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench.common import Project, backends, drive, median, stub_llm
+from tests.support.loki_receiver import LokiReceiver
 from tests.support.otlp_receiver import OtlpReceiver
 
 BENCH_DIR = Path(__file__).resolve().parent
 
+DISABLED = "a disabled"
+SCAFFOLD = "b scaffold"
+AUTO = "c opentelemetry-instrument"
+AUTO_EQUAL = "c= opentelemetry-instrument, equal coverage"
+FLOOR = "d floor (exports nothing)"
+LOKI = "e scaffold + direct Loki"
 
-def variants(project: Project, endpoint: str, ratio: str) -> dict[str, dict[str, str]]:
+
+def _bench_app(project: Project, module: str) -> list[str]:
+    return [str(project.python), "-m", "uvicorn", "--app-dir", str(BENCH_DIR), f"{module}:app"]
+
+
+def _auto(project: Project, endpoint: str, ratio: str) -> dict[str, str]:
     instrument = str(project.python.parent / "opentelemetry-instrument")
     return {
-        "a disabled": {"OTEL_SDK_DISABLED": "true"},
-        "b scaffold": {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER_ARG": ratio},
-        "c opentelemetry-instrument": {
-            "_command": [
-                instrument,
-                str(project.python),
-                "-m",
-                "uvicorn",
-                "--app-dir",
-                str(BENCH_DIR),
-                "auto_app:app",
-            ],
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_SERVICE_NAME": "bench-auto",
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": ratio,
-            "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
-        },
+        "_command": [instrument, *_bench_app(project, "auto_app")],
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_SERVICE_NAME": "bench-auto",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": ratio,
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+    }
+
+
+def _auto_equal(project: Project, endpoint: str, ratio: str) -> dict[str, str]:
+    """What a user of plain auto-instrumentation sets to get what the scaffold records.
+
+    OTLP logs come from the logging instrumentation's handler (the scaffold's), not the SDK's
+    deprecated one (OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED). The ASGI receive/send
+    sub-spans stay on: no environment variable turns them off (exclude_spans is an argument only).
+    """
+    env = {
+        **_auto(project, endpoint, ratio),
+        "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "healthz,metrics,api/replay/",
+        "OTEL_PYTHON_LOG_CORRELATION": "true",
+        "OTEL_SEMCONV_STABILITY_OPT_IN": "http,database",
+        "BENCH_AUTO_EQUAL": "1",
+    }
+    del env["OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"]
+    return env
+
+
+def variants(project: Project, endpoint: str, ratio: str, loki_url: str) -> dict[str, dict[str, str]]:
+    scaffold = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER_ARG": ratio}
+    return {
+        DISABLED: {"OTEL_SDK_DISABLED": "true"},
+        SCAFFOLD: scaffold,
+        AUTO: _auto(project, endpoint, ratio),
+        AUTO_EQUAL: _auto_equal(project, endpoint, ratio),
+        FLOOR: {**scaffold, "_command": _bench_app(project, "floor_app")},
+        LOKI: {**scaffold, "LOKI_URL": loki_url},
     }
 
 
@@ -43,8 +78,11 @@ def run(project: Project, rounds: int, requests: int, ratio: str = "1.0") -> lis
     """Rows: route, variant, req/s, p50, p99, CPU ms/req, failures (medians over rounds)."""
     with ExitStack() as stack:
         receiver = stack.enter_context(OtlpReceiver())
+        loki = stack.enter_context(LokiReceiver())
         llm_url = stack.enter_context(stub_llm(project))
-        booted = stack.enter_context(backends(project, variants(project, receiver.endpoint, ratio), llm_url))
+        booted = stack.enter_context(
+            backends(project, variants(project, receiver.endpoint, ratio, loki.url), llm_url)
+        )
         for backend in booted.values():
             for route in ("chat", "bare"):
                 drive(backend, route, 200)
@@ -54,6 +92,7 @@ def run(project: Project, rounds: int, requests: int, ratio: str = "1.0") -> lis
                 for name, backend in booted.items():
                     samples.setdefault((route, name), []).append(drive(backend, route, requests))
         assert not receiver.errors, receiver.errors[:3]
+        assert loki.entries(), "variant (e) pushed nothing to Loki"
     rows = []
     for (route, name), loads in samples.items():
         rows.append(

@@ -1,24 +1,49 @@
 """The scaffold's app with one part of its telemetry left out (BENCH_LEAVE_OUT), for attribution.
 
 Used by bench/attribution.py only; `uvicorn --app-dir bench variant_app:app` from backend/.
+Each leave-out undoes one part of what create_app wired, through OpenTelemetry's public API
+(instrumentors' uninstrument, the root logger's handlers), so it survives a rewrite of
+app.telemetry; the one that cannot be expressed that way is isolated in `_without_metrics`.
 """
 
+import logging
 import os
 
-import app.telemetry.setup as setup
-import app.telemetry.traces as traces
 from app.main import create_app
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import NoOpMeterProvider
 
-leave_out = os.environ.get("BENCH_LEAVE_OUT", "")
-if leave_out == "otlp-logs":
-    configure = setup.logs.configure_logging
-    setup.logs.configure_logging = lambda settings, provider: configure(settings, None)
-elif leave_out == "metrics":
-    setup.build_meter_provider = lambda *args, **kwargs: NoOpMeterProvider()
-elif leave_out == "db-spans":
-    traces.instrument_sqlalchemy = lambda *args, **kwargs: None
-elif leave_out == "httpx-spans":
-    traces.instrument_httpx = lambda *args, **kwargs: None
 
+def _without_otlp_logs() -> None:
+    """The OTLP log handler off the root logger: records still go to stdout as JSON."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, LoggingHandler)]:
+        root.removeHandler(handler)
+
+
+def _without_metrics() -> None:
+    # Relies on app.telemetry.setup.build_meter_provider (an internal: no public option builds
+    # the app without a meter provider); patched before create_app so every instrument is a no-op.
+    import app.telemetry.setup as setup
+
+    setup.build_meter_provider = lambda *args, **kwargs: NoOpMeterProvider()
+
+
+LEAVE_OUT = {
+    "": (None, None),
+    "otlp-logs": (None, _without_otlp_logs),
+    "metrics": (_without_metrics, None),
+    # Removes the engine's event listeners too (statement, connect and pool hooks).
+    "db-spans": (None, lambda: SQLAlchemyInstrumentor().uninstrument()),
+    # Before the lifespan builds the app's AsyncClient, so it is never patched.
+    "httpx-spans": (None, lambda: HTTPXClientInstrumentor().uninstrument()),
+}
+
+before, after = LEAVE_OUT[os.environ.get("BENCH_LEAVE_OUT", "")]
+if before:
+    before()
 app = create_app()
+if after:
+    after()
