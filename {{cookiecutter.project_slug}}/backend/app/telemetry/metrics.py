@@ -11,12 +11,11 @@ from .config import TelemetrySettings
 
 # Instruments recorded by the instrumentations that no dashboard, alert or documented query reads
 # (deploy/config/dashboards, prometheus-rules.yaml, the READMEs); dropping them here costs nothing
-# to turn back on (delete the line) and saves an update per request each: the body sizes are a
-# histogram each, the SQLAlchemy pool gauge four updates per request (checkout and checkin).
+# to turn back on (delete the line) and saves a histogram update per request each. (SQLAlchemy's
+# pool gauge is not even recorded: traces.instrument_sqlalchemy.)
 DROPPED_INSTRUMENTS = (
     "http.server.request.body.size",
     "http.server.response.body.size",
-    "db.client.connections.usage",
 )
 
 

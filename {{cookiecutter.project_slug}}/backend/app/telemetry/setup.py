@@ -125,7 +125,7 @@ def init_telemetry(
     traces.instrument_fastapi(app, settings, tracer_provider, meter_provider)
     traces.instrument_httpx(tracer_provider, meter_provider)
     if engine is not None:
-        traces.instrument_sqlalchemy(engine, tracer_provider, meter_provider)
+        traces.instrument_sqlalchemy(engine, tracer_provider)
 
     telemetry = Telemetry(
         settings,

@@ -8,7 +8,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -88,16 +88,18 @@ def instrument_httpx(tracer_provider: TracerProvider, meter_provider: MeterProvi
     HTTPXClientInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
-def instrument_sqlalchemy(engine: Engine, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+def instrument_sqlalchemy(engine: Engine, tracer_provider: TracerProvider) -> None:
     """DB: spans per statement on this engine (explicit, so import order cannot silently skip it).
 
     The instrumentation also wraps `Engine.connect` in a `connect` span per session checkout (two
     or three per request, each as costly as a statement span, read by no dashboard or alert): that
-    wrapper is taken off again. The pool gauges it records are dropped in metrics.py.
+    wrapper is taken off again. Its only metric is the pool gauge `db.client.connections.usage`
+    (four updates per request, read by nothing), so it gets no meter provider at all: a dropping
+    View would still pay for every update.
     """
     tracer_provider.add_span_processor(DbSpanNameProcessor())
     SQLAlchemyInstrumentor().instrument(
-        engine=engine, tracer_provider=tracer_provider, meter_provider=meter_provider, enable_commenter=False
+        engine=engine, tracer_provider=tracer_provider, meter_provider=NoOpMeterProvider(), enable_commenter=False
     )
     unwrap(SqlAlchemyEngine, "connect")
 
