@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Check that the project's OpenTelemetry wiring still holds together; `make check` runs it.
 
     python tools/check_wiring.py                  # the project this file belongs to

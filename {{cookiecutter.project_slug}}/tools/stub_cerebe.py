@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """A local stand-in for Cerebe (OpenAI-compatible chat completions), for dev runs and tests.
 
     python tools/stub_cerebe.py --port 8001      # then CEREBE_BASE_URL=http://127.0.0.1:8001

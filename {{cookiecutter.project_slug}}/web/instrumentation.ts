@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Next.js calls register() once when the server starts: server-side tracing (lib/server/otel.ts),
  * configured from the environment at that moment. Browser tracing is lib/otel-web.ts.

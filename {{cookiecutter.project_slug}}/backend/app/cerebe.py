@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Cerebe client: OpenAI-compatible chat completions over one shared httpx.AsyncClient.
 
 Each call is a `chat <model>` GenAI span (telemetry/llm.py) around the HTTP CLIENT span that the

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Database: an async SQLAlchemy engine (SQLite by default, Postgres by URL) and the models."""
 
 from __future__ import annotations

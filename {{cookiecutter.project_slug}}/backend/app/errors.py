@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Error responses: one JSON shape for every 4xx and 5xx, always naming the trace to open.
 
     {"detail": "<one line>", "trace_id": "<32 hex>", "code": "<machine-readable, when there is one>"}

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Request bodies read with a byte limit, enforced while they stream in.
 
 A route that needs its body calls `read_body(request, max_bytes, code=...)` instead of

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The FastAPI app. `uvicorn app.main:app` serves it; `create_app()` builds one (tests)."""
 
 from __future__ import annotations

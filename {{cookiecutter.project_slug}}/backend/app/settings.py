@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """App settings (database, Cerebe), read from the environment by pydantic-settings.
 
 Each field's docstring names its environment variable; `Settings.from_env()` reads them and fails

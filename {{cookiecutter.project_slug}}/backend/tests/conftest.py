@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """Fixtures for the API's tests: a stub Cerebe, a fresh database, in-memory telemetry.
 
 `telemetry_capture` is yours to reuse: build an app with `client_for(...)` or

@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """The chat API against a stub Cerebe: replies, persistence, and clear errors."""
 
 from __future__ import annotations

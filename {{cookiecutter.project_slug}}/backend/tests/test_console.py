@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """The console view's tree builder, its bounds, and when it is on (app/telemetry/console.py)."""
 
 from __future__ import annotations

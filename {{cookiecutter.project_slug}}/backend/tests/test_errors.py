@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """Error responses: every 4xx/5xx names its trace in the body, in one JSON shape, on one line."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """POST /api/feedback: the event lands in the reply's trace; bad input gets a one-line 4xx."""
 
 from __future__ import annotations

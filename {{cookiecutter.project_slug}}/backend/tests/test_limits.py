@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """Request bodies are limited while they stream in: /api/chat refuses an oversized body with 413."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """LLM observability: streamed and plain calls, errors, content opt-in, cost per conversation."""
 
 from __future__ import annotations

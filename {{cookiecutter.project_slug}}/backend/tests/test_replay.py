@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """Built-in session replay: chunk validation, limits, write secrets, retention, operator-only reads."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """Conversation-consistent sampling: the shared test vectors, and the sampler's three paths."""
 
 from __future__ import annotations

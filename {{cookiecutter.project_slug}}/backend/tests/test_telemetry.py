@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """What the API emits: one trace per request from the incoming parent down to the LLM call."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """Small pieces of the telemetry wiring: scrubbing, replay headers, prices, JSON logs, Loki."""
 
 from __future__ import annotations

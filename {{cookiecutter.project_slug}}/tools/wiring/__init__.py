@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The wiring check: does the project's telemetry still hold together after your edits?
 
 One module per concern; each check takes a `Project` and returns one line per problem,

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Every FastAPI app under backend/app is passed to init_telemetry, in the scope that built it."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The backend's own defaults: a service name Kubernetes accepts, an OTLP/HTTP base URL."""
 
 from __future__ import annotations

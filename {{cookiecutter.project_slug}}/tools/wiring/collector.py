@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The collector's OTLP/HTTP receiver is reachable from other pods and containers, on the apps' port."""
 
 from __future__ import annotations

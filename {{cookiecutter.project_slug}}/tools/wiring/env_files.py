@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The .env.example files agree with the backend's defaults; the web app's name and API URL fit."""
 
 from __future__ import annotations

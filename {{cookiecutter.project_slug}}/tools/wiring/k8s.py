@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """deploy/: the addresses in each workload's env name a Service and a port it exposes."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The project as the checks see it: each file read and parsed once, nothing imported or run."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """One service.name per app, the same in the backend, .env files, docker compose and k8s."""
 
 from __future__ import annotations

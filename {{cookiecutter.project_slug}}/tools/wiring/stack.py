@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The local stack: component configs, docker compose and k3d address the same services and ports."""
 
 from __future__ import annotations

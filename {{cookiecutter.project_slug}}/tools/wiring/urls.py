@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """What an endpoint URL says: its port, whether it is an OTLP/HTTP endpoint, the short host it names."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import { context, propagation } from "@opentelemetry/api";
 import type { Metadata } from "next";
 import { connection } from "next/server";

@@ -1,3 +1,4 @@
+// Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 "use client";
 
 import { type FormEvent, useRef, useState } from "react";

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Uncaught errors and unhandled promise rejections of the page, each as an `exception` span
  * (status ERROR, the exception event with type, message and stack trace) in the trace of the

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The browser's telemetry, started by instrumentation-client.ts, which Next.js runs before the
  * page hydrates, so the first click is traced (a click can only do something once React has

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The answers this project was rendered with. Each one is a default that the environment
  * overrides at run time (lib/server/env.ts), so one build serves every environment.

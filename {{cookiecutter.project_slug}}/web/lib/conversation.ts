@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The conversation a request belongs to, carried in the OpenTelemetry context as W3C baggage
  * `gen_ai.conversation.id`: the browser's sampler decides by it (lib/sampling.ts) and the

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * A random UUID (v4). crypto.randomUUID exists only in secure contexts (https, localhost); a page
  * served over plain http under another name (a cluster's ingress, a LAN address) lacks it, while

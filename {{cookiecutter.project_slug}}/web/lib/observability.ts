@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Session replay: the one file to edit to swap the vendor (with its backend twin,
  * backend/app/telemetry/replay.py, whose PROVIDER names the same vendor).

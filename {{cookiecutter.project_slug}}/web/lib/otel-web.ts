@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Browser tracing: one WebTracerProvider, document-load and fetch spans, OTLP/JSON to this
  * origin's /otel/v1/traces (forwarded to the collector by the Next.js server: no CORS, and

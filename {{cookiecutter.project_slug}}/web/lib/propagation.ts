@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Which browser requests carry trace context, and the propagators that enforce it.
  *

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The browser fetch span of a request, found by the `init` object the app passed to fetch(), so
  * the app can add what only it knows (when the first token was painted) to the span the fetch

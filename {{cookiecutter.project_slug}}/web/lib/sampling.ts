@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Conversation-consistent sampling: at a ratio below 1, all traces of one conversation are kept
  * or dropped together, in the browser and in the API (backend/app/telemetry/sampling.py decides

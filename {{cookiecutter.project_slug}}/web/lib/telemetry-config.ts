@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import type { ReplayConfig } from "./replay/types";
 
 /** Same-origin path the browser exports OTLP/JSON to; app/otel/v1/traces forwards it to the collector. */

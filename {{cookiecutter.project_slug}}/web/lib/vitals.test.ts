@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ROOT_CONTEXT, trace } from "@opentelemetry/api";

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Core Web Vitals (LCP, INP, CLS, TTFB, from the `web-vitals` package) as spans in the trace of
  * the server render that produced the page, one span per reported value:

@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """The chat API: store the user's message, ask Cerebe, store and return the reply."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
 """User feedback on a reply: `POST /api/feedback` records a thumbs up or down inside the reply's trace.
 
 Body: {"trace_id": "<32 lowercase hex, as returned with the reply>", "score": 1 | -1,

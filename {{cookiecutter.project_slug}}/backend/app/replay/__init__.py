@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The built-in session replay, backend side: one package the app mounts with one call.
 
     from .replay import mount

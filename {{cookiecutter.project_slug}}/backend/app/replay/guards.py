@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Who may upload replay chunks, and how often: origin check, client address, rate limits."""
 
 from __future__ import annotations

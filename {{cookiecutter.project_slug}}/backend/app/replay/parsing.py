@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """One replay chunk, from decompressed bytes to validated, re-serialized events (pure; run in a thread).
 
 Bounded: the body is at most REPLAY_MAX_CHUNK_BYTES (read_body stops there, so no string or number

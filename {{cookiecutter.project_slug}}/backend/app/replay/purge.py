@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Replays are personal data: chunks past REPLAY_RETENTION_HOURS are deleted, at start-up and hourly."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Built-in session replay's HTTP API: the browser uploads rrweb chunks; operators read them back.
 
 POST /api/replay/{session_id}   ingest one chunk (JSON, optionally gzip) with the session's write

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Settings of the built-in session replay, from `REPLAY_*` environment variables.
 
 Sizes count decompressed JSON bytes: what a chunk is once inflated, whatever it was sent as. The

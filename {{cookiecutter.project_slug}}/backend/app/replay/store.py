@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Storage of the built-in session replay: sessions, their chunks of rrweb events, their traces.
 
 `ReplayStore` is the interface the routes use; `SqlReplayStore` keeps them in the app's database.

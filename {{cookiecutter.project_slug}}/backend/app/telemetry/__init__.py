@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Telemetry for the API: call `init_telemetry(app, service_name)` once, right after FastAPI().
 
 Where each signal is configured:

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Every telemetry setting, read from the environment in one place (pydantic-settings).
 
 The rendered defaults below are what `cookiecutter` was answered with; each one can be overridden

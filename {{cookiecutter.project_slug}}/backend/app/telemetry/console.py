@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The console view: each finished request printed on stderr as a compact span tree, no collector needed.
 
     11:42:07.318 sage-app-api POST /api/chat 200  14.2 ms  trace 0af7651916cd43dd8448eb211c80319c

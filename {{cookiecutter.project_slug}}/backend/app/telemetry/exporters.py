@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The OTLP/HTTP exporters, and what they do while the collector is down.
 
 The SDK's exporters log every failed batch (a WARNING per retry, then an ERROR); here each signal

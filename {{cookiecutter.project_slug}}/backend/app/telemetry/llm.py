@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """LLM calls: GenAI-semconv spans and metrics (OpenTelemetry's util-genai) plus cost in USD.
 
 `gen_ai.usage.cost` (span attribute) and `gen_ai.client.cost` (counter, USD, labelled by model and

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Logs: JSON lines on stdout and OTLP log records, both carrying trace_id/span_id; Loki optional.
 
 Every record logged inside a request's span is correlated: the JSON line has "trace_id" and

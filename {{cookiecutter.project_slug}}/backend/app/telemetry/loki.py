@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Direct push to Loki (LOKI_URL), for setups without a collector.
 
 The standard library does the plumbing: a `QueueHandler` formats each record in the caller's

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Metrics: one MeterProvider pushing OTLP on a fixed interval (OTEL_METRIC_EXPORT_INTERVAL, ms)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Session-replay correlation, backend side: the one file to change with the replay vendor.
 
 Its twin in the web app is `web/lib/observability.ts`. The browser's replay SDK sends a header

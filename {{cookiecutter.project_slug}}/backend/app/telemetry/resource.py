@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """The Resource every signal carries: who emitted it, in which environment."""
 
 from __future__ import annotations

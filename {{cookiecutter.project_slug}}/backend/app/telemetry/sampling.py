@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Conversation-consistent sampling: at a ratio below 1, all traces of one conversation are kept
 or dropped together, here and in the browser (web/lib/sampling.ts decides the same way).
 

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Keeps credentials out of spans and logs: the one place that decides what is sensitive.
 
 Headers are only recorded when OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* asks for them, and

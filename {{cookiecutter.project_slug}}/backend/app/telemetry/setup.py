@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """`init_telemetry`: the one call that wires traces, metrics, logs, LLM and replay for an app."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """In-memory telemetry for tests: build the app with `capture.options()`, assert on what it emitted.
 
     capture = TelemetryCapture()

@@ -1,3 +1,4 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Traces: the provider, its sampler and exporter, and the auto-instrumentations that feed it."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import { tabSession, tabSessionId } from "./none";
 import type { ReplayConfig, ReplayContext, ReplaySession, ReplayVendor } from "./types";
 import { sessionSampled } from "./sampling";

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Links from the replay viewer into Grafana (GRAFANA_URL): a trace in Explore, and the search for
  * every trace of a session. The Tempo data source has the fixed uid `tempo`

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import { randomId } from "../ids";
 import type { ReplaySession, ReplayVendor, ReplayVendorName } from "./types";
 

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * What an upload's answer means (backend/app/replay/routes.py), and when to try again. The backend's
  * refusals carry a machine-readable `code` beside their one-line `detail`; the policy reads the code.

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { memoryProgress, newWriteSecret, PROGRESS_KEY, storedProgress } from "./progress";

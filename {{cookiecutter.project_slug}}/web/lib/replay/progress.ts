@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * What a tab remembers about its recorded session across reloads (sessionStorage): the next seq,
  * the bytes sent, whether the session is full, and the session's write secret.

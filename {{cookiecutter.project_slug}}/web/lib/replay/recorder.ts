@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The built-in replay's recorder (browser only; lib/replay/builtin.ts loads it after hydration,
  * for recorded sessions only): rrweb records the DOM, lib/replay/uploader.ts batches it into chunks

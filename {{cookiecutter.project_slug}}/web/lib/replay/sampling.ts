@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /** Which sessions the built-in replay records: a share of them, decided by the session id. */
 
 /** FNV-1a of `text`, as a number in [0, 1): the same session always lands at the same point. */

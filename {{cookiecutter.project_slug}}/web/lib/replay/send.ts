@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * One chunk's POST to /api/replay/<session id>: gzip-compressed when the browser can (and the page
  * is not leaving), with the session's write secret, answered as a Delivery for the uploader.

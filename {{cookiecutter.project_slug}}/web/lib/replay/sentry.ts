@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import { getClient, init, replayIntegration } from "@sentry/browser";
 import type { ReplaySession, ReplayVendor } from "./types";
 

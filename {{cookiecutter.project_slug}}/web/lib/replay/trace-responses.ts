@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The traces a recorded page took part in: a wrapper around the page's `fetch` that reads the
  * `traceresponse` header the backend sends on every answer. Each chunk carries the ids it saw.

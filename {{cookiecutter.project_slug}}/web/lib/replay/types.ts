@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import type { Attributes } from "@opentelemetry/api";
 
 export type ReplayVendorName = "none" | "highlight" | "sentry" | "builtin";

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The built-in replay's uploader, free of rrweb and the DOM so that node tests cover it: how events
  * become chunks, the byte budget, one upload at a time, retries and backoff (lib/replay/policy.ts).

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Request bodies read with a byte limit that holds while they stream in: chunked bodies have no
  * Content-Length to check first, and a compressed one is counted as it inflates (a 10 KB gzip can

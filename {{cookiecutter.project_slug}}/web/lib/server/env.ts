@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Every setting of the Next.js server, read from its environment at run time (route handlers
  * and instrumentation.ts call these with process.env), never baked in at build time. Each

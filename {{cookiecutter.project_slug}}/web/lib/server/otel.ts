@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Server-side tracing of the Next.js app, registered by instrumentation.ts when the server
  * starts: @vercel/otel with Next.js's own spans and a CLIENT span for every outgoing fetch;

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The browser's OTLP exports (app/otel/v1/[signal]/route.ts: traces, logs, metrics), checked and
  * forwarded to the collector, whose address and headers are read at request time. In order:

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * What of a browser's OTLP/JSON export this server passes on: only this web app's own telemetry,
  * bounded. Anyone can POST to /otel/v1/*, so the export is treated as hostile:

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";

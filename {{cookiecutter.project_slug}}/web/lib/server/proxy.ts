@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The same-origin proxy from the browser to the backend (app/api/[...path]/route.ts): the page
  * calls /api/* on its own origin (no CORS), and the Next.js server forwards to API_BASE_URL, read

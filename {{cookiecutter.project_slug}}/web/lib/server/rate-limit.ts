@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Requests per minute per client, in bounded memory: a token bucket per client key, at most
  * `maxClients` of them, plus one bucket for all clients together. When the table is full the

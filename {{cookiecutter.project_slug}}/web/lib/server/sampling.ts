@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Which requests to the Next.js server are traced. The browser telemetry's own routes (/otel/*)
  * and the built-in replay's uploads (/api/replay/*) never are: a span for each export would be

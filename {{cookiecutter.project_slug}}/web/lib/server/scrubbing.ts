@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * Keeps credentials out of the Next.js server's spans and logs, and out of the browser telemetry
  * it forwards: the same rules as backend/app/telemetry/scrubbing.py, from the same list of names

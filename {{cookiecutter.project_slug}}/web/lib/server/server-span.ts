@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The Next.js SERVER span of the request a piece of code runs in. Route handlers run under
  * Next.js's internal spans ("executing api route", ...), so trace.getActiveSpan() is not the span

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
  * The replay session a request to the Next.js server belongs to, as attributes of its root span:
  * the same headers and attribute names as backend/app/telemetry/replay.py, so the Next.js span

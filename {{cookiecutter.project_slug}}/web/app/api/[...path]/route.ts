@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 // Every /api/* request goes to the backend at API_BASE_URL (lib/server/proxy.ts).
 import { proxyToApi } from "../../../lib/server/proxy";
 

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 // The browser's telemetry settings, from this server's environment now (lib/server/env.ts).
 import { telemetryConfig } from "../../../lib/server/env";
 

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 // The built-in replay's viewer: /replay/<session id> plays a recorded session and lists its traces.
 // GRAFANA_URL is read here, on the server, at each request (lib/server/env.ts).
 import type { Metadata } from "next";

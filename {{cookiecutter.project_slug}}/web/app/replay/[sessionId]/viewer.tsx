@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 "use client";
 
 import { type FormEvent, useCallback, useEffect, useRef, useState } from "react";

@@ -1,3 +1,4 @@
+// Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 // The browser exports its traces, logs and metrics here (/otel/v1/traces, /logs, /metrics); what
 // passes lib/server/otlp-forward.ts's checks goes on to OTEL_EXPORTER_OTLP_ENDPOINT.
 import { forwardOtlp } from "../../../../lib/server/otlp-forward";
