@@ -9,11 +9,12 @@ import { tabSession } from "./replay/none";
 
 const PAGE = "https://app.example.com";
 
-test("the exporter's route, the rest of /otel/ and the vendor's URLs are never traced", () => {
+test("the exporter's route, the rest of /otel/, the replay API and the vendor's URLs are never traced", () => {
   const matchers = untracedUrls(PAGE, ["https://pub.highlight.io", "https://otel.highlight.io"]);
   const untraced = (url: string) => matchers.some((matcher) => matcher.test(url));
   assert.ok(untraced(`${PAGE}/otel/v1/traces`));
   assert.ok(untraced(`${PAGE}/otel/config`));
+  assert.ok(untraced(`${PAGE}/api/replay/session-1`), "before the replay vendor has loaded, too");
   assert.ok(untraced("https://pub.highlight.io/"));
   assert.ok(untraced("https://otel.highlight.io/v1/traces"));
   assert.ok(!untraced(`${PAGE}/api/chat`));

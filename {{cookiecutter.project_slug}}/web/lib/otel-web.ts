@@ -86,9 +86,13 @@ export class SessionSpanProcessor implements SpanProcessor {
   }
 }
 
-/** URL matchers of everything tracing must never touch: /otel/* of this origin, and `extra`. */
+/**
+ * URL matchers of everything tracing must never touch: /otel/* and the built-in replay's
+ * /api/replay/* of this origin (known before any vendor loads: the replay viewer reads a session
+ * as soon as it opens, before `load`), and `extra`.
+ */
 export function untracedUrls(origin: string, extra: readonly string[] = []): RegExp[] {
-  return prefixMatchers([new URL("/otel/", origin).href, ...extra]);
+  return prefixMatchers([new URL("/otel/", origin).href, new URL("/api/replay/", origin).href, ...extra]);
 }
 
 function prefixMatchers(urls: readonly string[]): RegExp[] {
