@@ -15,9 +15,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
-from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
+from opentelemetry.trace import StatusCode, format_trace_id
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .telemetry.traces import traceresponse
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +88,7 @@ class UnhandledErrorMiddleware:
             logger.exception("unhandled error")
             context = span.get_span_context()
             # This response starts outside TraceResponseMiddleware, so it names its trace itself.
-            traceresponse = (
-                f"00-{format_trace_id(context.trace_id)}-{format_span_id(context.span_id)}-{context.trace_flags:02x}"
-            )
-            headers = {"traceresponse": traceresponse} if context.is_valid else None
+            headers = {"traceresponse": traceresponse(context)} if context.is_valid else None
             response = JSONResponse(error_body("internal error"), status_code=500, headers=headers)
             await response(scope, receive, send)
 

@@ -60,6 +60,11 @@ def instrument_fastapi(
     app.add_middleware(TraceResponseMiddleware)
 
 
+def traceresponse(context: trace.SpanContext) -> str:
+    """The `traceresponse` header value (W3C Trace Context Level 2) naming `context`."""
+    return f"00-{format_trace_id(context.trace_id)}-{format_span_id(context.span_id)}-{context.trace_flags:02x}"
+
+
 class TraceResponseMiddleware:
     """Adds `traceresponse: 00-<trace id>-<span id>-<flags>` (W3C Trace Context Level 2) to every
     response, errors included, so a client can always name the trace to open."""
@@ -76,9 +81,8 @@ class TraceResponseMiddleware:
             if message["type"] == "http.response.start":
                 context = trace.get_current_span().get_span_context()
                 if context.is_valid:
-                    trace_id, span_id = format_trace_id(context.trace_id), format_span_id(context.span_id)
-                    value = f"00-{trace_id}-{span_id}-{context.trace_flags:02x}"
-                    message = {**message, "headers": [*message.get("headers", ()), (b"traceresponse", value.encode())]}
+                    value = traceresponse(context).encode()
+                    message = {**message, "headers": [*message.get("headers", ()), (b"traceresponse", value)]}
             await send(message)
 
         await self.app(scope, receive, send_with_trace)
