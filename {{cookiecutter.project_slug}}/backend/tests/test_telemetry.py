@@ -106,6 +106,21 @@ def test_db_spans_are_statements_only_and_pool_gauges_are_not_exported(
     assert telemetry_capture.metric_points("db.client.connections.usage") == []
 
 
+def test_baggage_is_read_from_the_caller_but_never_sent_on_to_the_llm(
+    client: TestClient, telemetry_capture: TelemetryCapture, stub_cerebe
+) -> None:
+    """The conversation id in the caller's baggage reaches the API's context, not the LLM provider;
+    the trace context still does."""
+    client.post(
+        "/api/chat",
+        json={"conversation_id": "t-bag", "message": "hi"},
+        headers={"traceparent": TRACEPARENT, "baggage": "gen_ai.conversation.id=t-bag,sentry-replay_id=r1"},
+    )
+    sent = stub_cerebe.requests()[-1]["headers"]
+    assert sent["traceparent"].split("-")[1] == TRACE_ID
+    assert "baggage" not in {name.lower() for name in sent}
+
+
 def test_http_server_duration_metric_is_recorded(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
     """The stable http.server.request.duration histogram gets a point per route."""
     chat(client)

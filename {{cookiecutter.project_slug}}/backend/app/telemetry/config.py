@@ -165,6 +165,10 @@ class TelemetrySettings(EnvSettings):
     """Comma-separated URL patterns with no spans and no duration metric (replaces the default list).
     Env: OTEL_PYTHON_FASTAPI_EXCLUDED_URLS, else OTEL_PYTHON_EXCLUDED_URLS."""
 
+    propagators: str | None = Field(None, validation_alias="OTEL_PROPAGATORS")
+    """Propagators as the SDK reads them; unset: trace context both ways, baggage inbound only
+    (propagation.py). Env: OTEL_PROPAGATORS."""
+
     semconv_stability_opt_in: str = Field("http,database", validation_alias=OTEL_SEMCONV_STABILITY_OPT_IN)
     """Stable HTTP and DB semantic conventions (http.server.request.duration, db.query.text, ...).
     Env: OTEL_SEMCONV_STABILITY_OPT_IN."""

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 from sqlalchemy.engine import Engine
 
-from . import console, logs, traces
+from . import console, logs, propagation, traces
 from .config import OTEL_SEMCONV_STABILITY_OPT_IN, TelemetrySettings
 from .exporters import OtlpExporters
 from .llm import LLMTelemetry
@@ -109,6 +109,7 @@ def init_telemetry(
 
     # The instrumentations read this from the environment only, once, on first use.
     os.environ[OTEL_SEMCONV_STABILITY_OPT_IN] = settings.semconv_stability_opt_in
+    propagation.install(settings.propagators)
     otlp = OtlpExporters.build(
         settings, spans=span_exporter is None, logs=log_exporter is None, metrics=metric_reader is None
     )

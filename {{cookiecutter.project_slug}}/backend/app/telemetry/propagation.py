@@ -1,0 +1,51 @@
+# Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
+"""Which context crosses process boundaries: trace context both ways, baggage only inbound.
+
+The web app sends the conversation id in W3C baggage (`gen_ai.conversation.id`) so both samplers
+decide alike (sampling.py); a replay vendor may send its own. That is for this API to read, not to
+pass on: with the SDK's default propagators every outgoing httpx call, the LLM provider's
+included, would repeat the caller's baggage to a third party. So baggage is extracted from
+requests and never injected into calls out. OTEL_PROPAGATORS, when set, wins (the SDK reads it).
+"""
+
+from __future__ import annotations
+
+from opentelemetry import propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+
+class InboundOnly(TextMapPropagator):
+    """Extracts with `propagator`; injects nothing."""
+
+    def __init__(self, propagator: TextMapPropagator) -> None:
+        self._propagator = propagator
+
+    def extract(self, carrier: CarrierT, context: Context | None = None, getter: Getter = default_getter) -> Context:
+        return self._propagator.extract(carrier, context, getter=getter)
+
+    def inject(self, carrier: CarrierT, context: Context | None = None, setter: Setter = default_setter) -> None:
+        return None
+
+    @property
+    def fields(self) -> set[str]:
+        return set()
+
+
+def install(configured: str | None) -> None:
+    """Sets the process's propagators, unless OTEL_PROPAGATORS (`configured`) names its own."""
+    if configured:
+        return
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), InboundOnly(W3CBaggagePropagator())])
+    )
