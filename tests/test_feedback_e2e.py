@@ -113,5 +113,11 @@ def test_both_requests_carry_the_conversation_in_baggage(clicked: ClickRun) -> N
 
 
 def test_the_conversation_reaches_the_backend_through_the_proxy(clicked: ClickRun) -> None:
-    """The Next.js proxy passes the baggage on: the backend's context holds it (its LLM call shows it)."""
-    assert clicked.llm_baggage == [clicked.request_baggage["chat"]]
+    """The Next.js proxy passes the baggage on: the backend's server span names the conversation."""
+    conversation = clicked.request_baggage["chat"].removeprefix("gen_ai.conversation.id=")
+    assert clicked.reply_server_span().attributes["gen_ai.conversation.id"] == conversation
+
+
+def test_the_baggage_stops_at_the_backend(clicked: ClickRun) -> None:
+    """The backend's call to the LLM provider carries no baggage: the conversation id stays home."""
+    assert clicked.llm_baggage == [""]

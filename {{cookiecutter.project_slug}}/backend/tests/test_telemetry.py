@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -109,8 +110,8 @@ def test_db_spans_are_statements_only_and_pool_gauges_are_not_exported(
 def test_baggage_is_read_from_the_caller_but_never_sent_on_to_the_llm(
     client: TestClient, telemetry_capture: TelemetryCapture, stub_cerebe
 ) -> None:
-    """The conversation id in the caller's baggage reaches the API's context, not the LLM provider;
-    the trace context still does."""
+    """The conversation id in the caller's baggage names the request's server span and does not
+    reach the LLM provider; the trace context still does."""
     client.post(
         "/api/chat",
         json={"conversation_id": "t-bag", "message": "hi"},
@@ -119,6 +120,18 @@ def test_baggage_is_read_from_the_caller_but_never_sent_on_to_the_llm(
     sent = stub_cerebe.requests()[-1]["headers"]
     assert sent["traceparent"].split("-")[1] == TRACE_ID
     assert "baggage" not in {name.lower() for name in sent}
+    (server,) = [s for s in telemetry_capture.spans() if s.kind is SpanKind.SERVER]
+    assert server.attributes["gen_ai.conversation.id"] == "t-bag"
+
+
+@pytest.mark.parametrize("value", ["has space", "x" * 129, "semi;colon"])
+def test_a_baggage_value_that_is_no_conversation_id_names_nothing(
+    client: TestClient, telemetry_capture: TelemetryCapture, stub_cerebe, value: str
+) -> None:
+    """The caller writes the baggage: only a valid conversation id becomes a span attribute."""
+    chat(client, baggage=f"gen_ai.conversation.id={quote(value)}")
+    (server,) = [s for s in telemetry_capture.spans() if s.kind is SpanKind.SERVER]
+    assert "gen_ai.conversation.id" not in server.attributes
 
 
 def test_http_server_duration_metric_is_recorded(client: TestClient, telemetry_capture: TelemetryCapture) -> None:

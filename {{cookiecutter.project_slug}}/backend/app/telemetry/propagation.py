@@ -6,11 +6,17 @@ decide alike (sampling.py); a replay vendor may send its own. That is for this A
 pass on: with the SDK's default propagators every outgoing httpx call, the LLM provider's
 included, would repeat the caller's baggage to a third party. So baggage is extracted from
 requests and never injected into calls out. OTEL_PROPAGATORS, when set, wins (the SDK reads it).
+
+What the API reads from it: the sampler decides by the conversation id (sampling.py), and the
+request's SERVER span names it (ConversationOnServerSpan), so Tempo finds every request of one
+conversation.
 """
 
 from __future__ import annotations
 
-from opentelemetry import propagate
+import re
+
+from opentelemetry import baggage, propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
@@ -22,7 +28,15 @@ from opentelemetry.propagators.textmap import (
     default_getter,
     default_setter,
 )
+from opentelemetry.sdk.trace import Span, SpanProcessor
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from .sampling import CONVERSATION_BAGGAGE_KEY
+
+# The API's own rule for a conversation id (api/chat.py's ConversationId): the caller writes the
+# baggage, so a value that is not one never becomes an attribute.
+_CONVERSATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class InboundOnly(TextMapPropagator):
@@ -49,3 +63,19 @@ def install(configured: str | None) -> None:
     propagate.set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), InboundOnly(W3CBaggagePropagator())])
     )
+
+
+class ConversationOnServerSpan(SpanProcessor):
+    """Puts the caller's baggage `gen_ai.conversation.id` on the SERVER span of its request.
+
+    Like opentelemetry-processor-baggage's BaggageSpanProcessor, narrowed to one key, to the
+    request's own span, and to values that are valid conversation ids (that processor copies any
+    value the caller sends onto every span).
+    """
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if span.kind is not SpanKind.SERVER:
+            return
+        conversation = baggage.get_baggage(CONVERSATION_BAGGAGE_KEY, parent_context)
+        if isinstance(conversation, str) and _CONVERSATION_ID.fullmatch(conversation):
+            span.set_attribute(CONVERSATION_BAGGAGE_KEY, conversation)
