@@ -353,7 +353,10 @@ class Probe:
 def test_the_backends_early_413_reaches_the_client_through_the_proxy(
     stack: WebStack, app: Path, tmp_path: Path
 ) -> None:
-    """200 MB chunked to /api/chat, default limits: the backend's 413 and code, not a 502; RSS < 100 MB."""
+    """200 MB chunked to /api/chat, default limits: the backend's 413 with its code; web RSS grows < 100 MB.
+
+    The backend's limit (64 KiB) is below the proxy's (512 KiB): its answer comes first, and the
+    client must get it, not the proxy's own refusal nor a 502."""
     env = clean_env(
         API_BASE_URL=stack.backend.url,
         OTEL_EXPORTER_OTLP_ENDPOINT=stack.rx.endpoint,
@@ -372,6 +375,7 @@ def test_the_backends_early_413_reaches_the_client_through_the_proxy(
         ):
             response = http.post("/api/chat", content=lazy_body(200 * MIB), headers=headers)
         assert response.status_code == 413, response.text
+        assert response.headers["content-type"] == "application/json", response.text
         assert response.json()["code"] == "body_too_large"
         assert rss.growth < RSS_GROWTH_LIMIT, f"web RSS grew {rss.growth / MIB:.0f} MB"
         assert through_proxy.statuses and set(through_proxy.statuses) == {200}, through_proxy.statuses
