@@ -46,7 +46,11 @@ test("the answer keeps its encoding (the body goes back as sent) and loses its l
       "x-a": "1",
     }),
   );
-  assert.deepEqual(Object.fromEntries(headers), { "content-encoding": "gzip", "content-type": "application/json", "x-a": "1" });
+  assert.deepEqual(Object.fromEntries(headers), {
+    "content-encoding": "gzip",
+    "content-type": "application/json",
+    "x-a": "1",
+  });
 });
 
 describe("proxyToApi against a real server", () => {
@@ -203,6 +207,9 @@ describe("proxyToApi with bodies as a hostile client sends them", () => {
   });
 });
 
+const chatUpload = (body: ReadableStream<Uint8Array>) =>
+  new Request("http://web.local/api/chat", { method: "POST", body, duplex: "half" } as RequestInit);
+
 describe("proxyToApi when the backend answers before the upload is over", () => {
   let server: Server;
   let base = "";
@@ -238,7 +245,7 @@ describe("proxyToApi when the backend answers before the upload is over", () => 
       },
       cancel: () => cancelled(),
     });
-    const request = new Request("http://web.local/api/chat", { method: "POST", body: endless, duplex: "half" } as RequestInit);
+    const request = chatUpload(endless);
     // The proxy's limit is far above the backend's: only the backend's answer can end this upload.
     const response = await proxyToApi(request, { API_BASE_URL: base, API_MAX_BODY_BYTES: String(1024 * 1024 * 1024) });
     assert.equal(response.status, 413);
@@ -253,7 +260,7 @@ describe("proxyToApi when the backend answers before the upload is over", () => 
     const endless = new ReadableStream<Uint8Array>({
       pull: (controller) => controller.enqueue(new Uint8Array(16 * 1024)),
     });
-    const request = new Request("http://web.local/api/chat", { method: "POST", body: endless, duplex: "half" } as RequestInit);
+    const request = chatUpload(endless);
     const response = await proxyToApi(request, { API_BASE_URL: base, API_MAX_BODY_BYTES: String(96 * 1024) });
     assert.equal(response.status, 413);
     assert.equal((await response.json()).code, "body_too_large");
@@ -293,7 +300,9 @@ describe("proxyToApi relaying the backend's answer", () => {
     assert.equal(new TextDecoder().decode((await reader.read()).value), "data: first\n\n");
     release();
     let rest = "";
-    for (let part = await reader.read(); !part.done; part = await reader.read()) rest += new TextDecoder().decode(part.value);
+    for (let part = await reader.read(); !part.done; part = await reader.read()) {
+      rest += new TextDecoder().decode(part.value);
+    }
     assert.equal(rest, "data: second\n\n");
   });
 

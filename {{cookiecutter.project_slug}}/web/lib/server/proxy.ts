@@ -106,7 +106,11 @@ function drained(upstream: ClientRequest): Promise<void> {
  * client's body fails) the connection's write side is closed with no last chunk: the backend sees
  * an incomplete request, while an answer it already sent can still be read.
  */
-async function sendBody(body: ReadableStream<Uint8Array>, upstream: ClientRequest, answer: Promise<Answer>): Promise<boolean> {
+async function sendBody(
+  body: ReadableStream<Uint8Array>,
+  upstream: ClientRequest,
+  answer: Promise<Answer>,
+): Promise<boolean> {
   const reader = body.getReader();
   let answered = false;
   void answer.then(() => {
@@ -129,11 +133,17 @@ async function sendBody(body: ReadableStream<Uint8Array>, upstream: ClientReques
   return true;
 }
 
+async function endWithoutBody(upstream: ClientRequest): Promise<boolean> {
+  upstream.end();
+  return true;
+}
+
 /** The backend's answer as a Response whose body streams from it. */
 function relayed(response: IncomingMessage, method: string, whenDone: () => void): Response {
   response.once("close", whenDone);
   const headers = new Headers();
-  for (let i = 0; i + 1 < response.rawHeaders.length; i += 2) headers.append(response.rawHeaders[i], response.rawHeaders[i + 1]);
+  const raw = response.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
   const status = response.statusCode ?? 502;
   const hasBody = method !== "HEAD" && !NULL_BODY_STATUSES.has(status);
   if (!hasBody) response.resume();
@@ -153,8 +163,8 @@ export async function proxyToApi(request: Request, env: Env = process.env): Prom
   const target = upstreamUrl(requestUrl, apiBaseUrl(env));
   const maxBytes = apiMaxBodyBytes(env);
   activeServerSpan()?.setAttributes(sessionAttributes((name) => request.headers.get(name) ?? undefined));
-  const withBody = request.body !== null && request.method !== "GET" && request.method !== "HEAD";
-  if (withBody) {
+  const body = request.method === "GET" || request.method === "HEAD" ? null : request.body;
+  if (body) {
     try {
       checkDeclaredLength(request.headers, maxBytes);
     } catch (error) {
@@ -171,8 +181,7 @@ export async function proxyToApi(request: Request, env: Env = process.env): Prom
   });
   const answer = answerOf(upstream);
   const counted: { refused?: RequestRefused } = {};
-  const sent =
-    withBody && request.body ? sendBody(limitedStream(request.body, maxBytes, counted), upstream, answer) : (upstream.end(), Promise.resolve(true));
+  const sent = body ? sendBody(limitedStream(body, maxBytes, counted), upstream, answer) : endWithoutBody(upstream);
   const result = await answer;
   if ("error" in result) {
     if (counted.refused) return refusal(counted.refused.status, counted.refused.message);
