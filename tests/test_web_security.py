@@ -385,6 +385,33 @@ def test_the_backends_early_413_reaches_the_client_through_the_proxy(
         assert reply.status_code == 200, reply.text
 
 
+def test_the_forward_is_one_client_span_that_the_backend_continues(
+    stack: WebStack, client: httpx.Client
+) -> None:
+    """POST /api/chat: one CLIENT span for the forward, under the SERVER span, parent of the backend's."""
+    reply = client.post("/api/chat", json=CHAT)
+    assert reply.status_code == 200, reply.text
+    trace_id, forward_url = reply.json()["trace_id"], f"{stack.backend.url}/api/chat"
+
+    def arrived(rx):
+        spans = list({s.span_id: s for s in rx.spans() if s.trace_id == trace_id}.values())
+        forwards = [s for s in spans if s.kind == "CLIENT" and s.attributes.get("http.url") == forward_url]
+        backend = [s for s in spans if s.resource.get("service.name") == API_SERVICE and s.kind == "SERVER"]
+        server = [s for s in spans if s.resource.get("service.name") == WEB_SERVICE and s.kind == "SERVER"]
+        return (spans, forwards, server, backend) if forwards and server and backend else None
+
+    spans, forwards, (server,), (backend,) = stack.rx.wait_for(arrived, timeout=20)
+    assert len(forwards) == 1, [(s.name, s.scope) for s in forwards]
+    (forward,) = forwards
+    by_id = {s.span_id: s for s in spans}
+    ancestors, parent = [], forward.parent_span_id
+    while parent in by_id:
+        ancestors.append(parent)
+        parent = by_id[parent].parent_span_id
+    assert server.span_id in ancestors
+    assert backend.parent_span_id == forward.span_id
+
+
 def web_server_spans(stack: WebStack) -> list[Span]:
     return [
         s
