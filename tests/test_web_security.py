@@ -323,6 +323,95 @@ def test_a_200_mb_chunked_upload_to_the_api_is_refused_while_it_streams(
     assert reply.status_code == 200, reply.text
 
 
+class Probe:
+    """GETs `url` again and again in a thread while an attack runs: its `statuses` and `slowest` (s)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.statuses: list[int] = []
+        self.slowest = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._probe, daemon=True)
+
+    def _probe(self) -> None:
+        with httpx.Client(timeout=30) as http:
+            while not self._done.is_set():
+                started = time.monotonic()
+                self.statuses.append(http.get(self.url).status_code)
+                self.slowest = max(self.slowest, time.monotonic() - started)
+                self._done.wait(0.05)
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def test_the_backends_early_413_reaches_the_client_through_the_proxy(
+    stack: WebStack, app: Path, tmp_path: Path
+) -> None:
+    """200 MB chunked to /api/chat, default limits: the backend's 413 with its code; web RSS grows < 100 MB.
+
+    The backend's limit (64 KiB) is below the proxy's (512 KiB): its answer comes first, and the
+    client must get it, not the proxy's own refusal nor a 502."""
+    env = clean_env(
+        API_BASE_URL=stack.backend.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT=stack.rx.endpoint,
+        NEXT_TELEMETRY_DISABLED="1",
+    )
+    with (
+        run_web(app, env, tmp_path / "web.log") as web,
+        httpx.Client(base_url=web.url, timeout=60) as http,
+    ):
+        assert http.post("/api/chat", json=CHAT).status_code == 200  # the conversation the probe reads
+        headers = {"content-type": "application/json"}
+        with (
+            Probe(f"{web.url}/api/conversations/{CHAT['conversation_id']}/usage") as through_proxy,
+            Probe(f"{stack.backend.url}/healthz") as backend,
+            RssWatch(web.process.pid) as rss,
+        ):
+            response = http.post("/api/chat", content=lazy_body(200 * MIB), headers=headers)
+        assert response.status_code == 413, response.text
+        assert response.headers["content-type"] == "application/json", response.text
+        assert response.json()["code"] == "body_too_large"
+        assert rss.growth < RSS_GROWTH_LIMIT, f"web RSS grew {rss.growth / MIB:.0f} MB"
+        assert through_proxy.statuses and set(through_proxy.statuses) == {200}, through_proxy.statuses
+        assert backend.statuses and set(backend.statuses) == {200}, backend.statuses
+        assert max(through_proxy.slowest, backend.slowest) < 5, (through_proxy.slowest, backend.slowest)
+        reply = http.post("/api/chat", json=CHAT)
+        assert reply.status_code == 200, reply.text
+
+
+def test_the_forward_is_one_client_span_that_the_backend_continues(
+    stack: WebStack, client: httpx.Client
+) -> None:
+    """POST /api/chat: one CLIENT span for the forward, under the SERVER span, parent of the backend's."""
+    reply = client.post("/api/chat", json=CHAT)
+    assert reply.status_code == 200, reply.text
+    trace_id, forward_url = reply.json()["trace_id"], f"{stack.backend.url}/api/chat"
+
+    def arrived(rx):
+        spans = list({s.span_id: s for s in rx.spans() if s.trace_id == trace_id}.values())
+        forwards = [s for s in spans if s.kind == "CLIENT" and s.attributes.get("http.url") == forward_url]
+        backend = [s for s in spans if s.resource.get("service.name") == API_SERVICE and s.kind == "SERVER"]
+        server = [s for s in spans if s.resource.get("service.name") == WEB_SERVICE and s.kind == "SERVER"]
+        return (spans, forwards, server, backend) if forwards and server and backend else None
+
+    spans, forwards, (server,), (backend,) = stack.rx.wait_for(arrived, timeout=20)
+    assert len(forwards) == 1, [(s.name, s.scope) for s in forwards]
+    (forward,) = forwards
+    by_id = {s.span_id: s for s in spans}
+    ancestors, parent = [], forward.parent_span_id
+    while parent in by_id:
+        ancestors.append(parent)
+        parent = by_id[parent].parent_span_id
+    assert server.span_id in ancestors
+    assert backend.parent_span_id == forward.span_id
+
+
 def web_server_spans(stack: WebStack) -> list[Span]:
     return [
         s

@@ -116,9 +116,8 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
 }
 
 /**
- * The backend's largest body limit (REPLAY_MAX_CHUNK_BYTES, 512 KiB). Keep this no larger: then an
- * oversized body is cut here and answered 413, never by a backend that closes the connection
- * mid-upload (fetch cannot read an answer before it has sent the whole body: that would be a 502).
+ * The backend's largest body limit (REPLAY_MAX_CHUNK_BYTES, 512 KiB): no body the backend would take
+ * is refused here. A route with a smaller limit answers its own 413, which the proxy passes back.
  */
 export const DEFAULT_API_MAX_BODY_BYTES = 512 * 1024;
 

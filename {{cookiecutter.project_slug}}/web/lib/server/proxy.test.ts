@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { forwardRequestHeaders, forwardResponseHeaders, proxyToApi, upstreamUrl } from "./proxy";
 
 test("the backend URL keeps the path (with /api) and the query", () => {
@@ -35,11 +35,22 @@ test("end-to-end headers go upstream (trace context, session, auth); hop-by-hop 
   });
 });
 
-test("the answer loses the encoding and length that fetch already undid", () => {
+test("the answer keeps its encoding (the body goes back as sent) and loses its length and hop-by-hop headers", () => {
   const headers = forwardResponseHeaders(
-    new Headers({ "content-type": "application/json", "content-encoding": "gzip", "content-length": "9", "x-a": "1" }),
+    new Headers({
+      "content-type": "application/json",
+      "content-encoding": "gzip",
+      "content-length": "9",
+      "transfer-encoding": "chunked",
+      connection: "keep-alive",
+      "x-a": "1",
+    }),
   );
-  assert.deepEqual(Object.fromEntries(headers), { "content-type": "application/json", "x-a": "1" });
+  assert.deepEqual(Object.fromEntries(headers), {
+    "content-encoding": "gzip",
+    "content-type": "application/json",
+    "x-a": "1",
+  });
 });
 
 describe("proxyToApi against a real server", () => {
@@ -193,5 +204,121 @@ describe("proxyToApi with bodies as a hostile client sends them", () => {
     assert.equal(response.status, 200);
     // (The aborted upload of the first test may be seen by the server late: only complete ones count.)
     assert.deepEqual(arrived.filter((seen) => seen.complete), [{ bytes: 10, complete: true }]);
+  });
+});
+
+const chatUpload = (body: ReadableStream<Uint8Array>) =>
+  new Request("http://web.local/api/chat", { method: "POST", body, duplex: "half" } as RequestInit);
+
+describe("proxyToApi when the backend answers before the upload is over", () => {
+  let server: Server;
+  let base = "";
+  let received = 0;
+
+  before(async () => {
+    // Refuses the body after its first 64 KiB, as the backend's read_body does, reading no further.
+    server = createServer((request, response) => {
+      received = 0;
+      request.on("data", (part: Buffer) => {
+        received += part.length;
+        if (received > 64 * 1024 && !response.headersSent) {
+          request.pause();
+          response.writeHead(413, { "content-type": "application/json", connection: "close" });
+          response.end('{"detail":"body is over 65536 bytes","code":"body_too_large"}');
+        }
+      });
+      request.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  test("the backend's 413 goes back as it is, and the rest of the upload is not read", async () => {
+    let pulled = 0;
+    let cancelled: () => void = () => undefined;
+    const stopped = new Promise<void>((resolve) => (cancelled = resolve));
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += 1;
+        controller.enqueue(new Uint8Array(16 * 1024));
+      },
+      cancel: () => cancelled(),
+    });
+    const request = chatUpload(endless);
+    // The proxy's limit is far above the backend's: only the backend's answer can end this upload.
+    const response = await proxyToApi(request, { API_BASE_URL: base, API_MAX_BODY_BYTES: String(1024 * 1024 * 1024) });
+    assert.equal(response.status, 413);
+    assert.deepEqual(await response.json(), { detail: "body is over 65536 bytes", code: "body_too_large" });
+    const deadline = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 5_000).unref());
+    assert.notEqual(await Promise.race([stopped, deadline]), "late", "the client's body was still being read");
+    const after = pulled;
+    assert.ok(after * 16 * 1024 < 64 * 1024 * 1024, `${after} chunks of 16 KiB were read`);
+  });
+
+  test("past the proxy's own limit as well, the 413 the backend sent first is the answer", async () => {
+    const endless = new ReadableStream<Uint8Array>({
+      pull: (controller) => controller.enqueue(new Uint8Array(16 * 1024)),
+    });
+    const request = chatUpload(endless);
+    const response = await proxyToApi(request, { API_BASE_URL: base, API_MAX_BODY_BYTES: String(96 * 1024) });
+    assert.equal(response.status, 413);
+    assert.equal((await response.json()).code, "body_too_large");
+  });
+});
+
+describe("proxyToApi relaying the backend's answer", () => {
+  let server: Server;
+  let base = "";
+  let release: () => void = () => undefined;
+  const packed = gzipSync(JSON.stringify({ packed: true }));
+
+  before(async () => {
+    server = createServer((request, response) => {
+      if (request.url === "/api/stream") {
+        // The second token only once the test has read the first one through the proxy.
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        response.write("data: first\n\n");
+        new Promise<void>((resolve) => (release = resolve)).then(() => response.end("data: second\n\n"));
+      } else if (request.url === "/api/packed") {
+        response.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" });
+        response.end(packed);
+      } else {
+        response.writeHead(204);
+        response.end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  test("a streamed answer streams: its first token arrives while the backend is still writing", async () => {
+    const response = await proxyToApi(new Request("http://web.local/api/stream"), { API_BASE_URL: base });
+    assert.equal(response.headers.get("content-type"), "text/event-stream");
+    const reader = response.body!.getReader();
+    assert.equal(new TextDecoder().decode((await reader.read()).value), "data: first\n\n");
+    release();
+    let rest = "";
+    for (let part = await reader.read(); !part.done; part = await reader.read()) {
+      rest += new TextDecoder().decode(part.value);
+    }
+    assert.equal(rest, "data: second\n\n");
+  });
+
+  test("an encoded answer goes back encoded, byte for byte, with its Content-Encoding", async () => {
+    const response = await proxyToApi(new Request("http://web.local/api/packed"), { API_BASE_URL: base });
+    assert.equal(response.headers.get("content-encoding"), "gzip");
+    const body = Buffer.from(await response.arrayBuffer());
+    assert.ok(body.equals(packed), "the body was decoded or changed");
+    assert.deepEqual(JSON.parse(gunzipSync(body).toString()), { packed: true });
+  });
+
+  test("an answer without a body (204) goes back without one", async () => {
+    const response = await proxyToApi(new Request("http://web.local/api/feedback", { method: "POST", body: "{}" }), {
+      API_BASE_URL: base,
+    });
+    assert.equal(response.status, 204);
+    assert.equal(response.body, null);
   });
 });

@@ -2,21 +2,29 @@
 /**
  * The same-origin proxy from the browser to the backend (app/api/[...path]/route.ts): the page
  * calls /api/* on its own origin (no CORS), and the Next.js server forwards to API_BASE_URL, read
- * at request time. The server's fetch instrumentation (instrumentation.ts) makes a CLIENT span
- * for the forward and sends its own traceparent; the session headers pass through unchanged and
- * name the session on the request's SERVER span too.
+ * at request time. The forward uses node:http, not fetch: fetch cannot return an answer the backend
+ * sends before the upload is complete (its 413 for an oversized body became a 502 here). The
+ * server's instrumentation (@vercel/otel, instrumentation.ts) makes the forward's CLIENT span, on
+ * node:http as on fetch, and sends that span's traceparent; the session headers pass through
+ * unchanged and name the session on the request's SERVER span too.
  *
  * Request bodies stream through to the backend as they arrive, never buffered here, counted on the
  * way: past API_MAX_BODY_BYTES (as sent; the backend bounds what a compressed body inflates to)
- * the forward is aborted, so the backend never sees a complete request, and the client gets a 413.
+ * the upload is cut without its last chunk, so the backend never sees a complete request, and the
+ * client gets a 413 (the backend's own, with its `code`, when it refused the body first). Once the backend has
+ * answered, the rest of an upload is no longer read or sent: the answer goes back as it is.
  */
+import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from "node:http";
+import * as http from "node:http";
+import * as https from "node:https";
+import { Readable } from "node:stream";
 import { checkDeclaredLength, limitedStream, RequestRefused, refusal } from "./bounded-body";
 import { apiBaseUrl, apiMaxBodyBytes, type Env } from "./env";
 import { scrubText } from "./scrubbing";
 import { activeServerSpan } from "./server-span";
 import { sessionAttributes } from "./session";
 
-// Hop-by-hop headers (RFC 9110 7.6.1) and those the fetch below sets itself.
+// Hop-by-hop headers (RFC 9110 7.6.1) and those node:http sets itself (the body goes chunked).
 const NOT_FORWARDED = new Set([
   "connection",
   "keep-alive",
@@ -30,8 +38,12 @@ const NOT_FORWARDED = new Set([
   "host",
   "content-length",
 ]);
-// The body is decoded by fetch, so its encoding and length no longer describe it.
-const NOT_RETURNED = new Set([...NOT_FORWARDED, "content-encoding"]);
+// node:http hands over the body as sent, still encoded: Content-Encoding goes back with it (the
+// browser decodes it; Next.js compresses nothing that is encoded already). Next.js sets the
+// length, or sends it chunked.
+const NOT_RETURNED = NOT_FORWARDED;
+// Statuses whose answer has no body (a Response cannot be built with one).
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 const UPSTREAM_TIMEOUT_MS = 120_000;
 
 function copyHeaders(source: Headers, dropped: ReadonlySet<string>): Headers {
@@ -66,6 +78,82 @@ export function upstreamUrl(requestUrl: URL, baseUrl: string): URL {
   return new URL(`${basePath}${requestUrl.pathname}${requestUrl.search}`, base.origin);
 }
 
+/** The backend's answer, or why there is none (the connection failed or closed before it). */
+type Answer = { response: IncomingMessage } | { error: Error };
+
+function answerOf(upstream: ClientRequest): Promise<Answer> {
+  return new Promise((resolve) => {
+    upstream.once("response", (response: IncomingMessage) => resolve({ response }));
+    upstream.on("error", (error) => resolve({ error }));
+    upstream.once("close", () => resolve({ error: new Error("the connection closed before an answer") }));
+  });
+}
+
+/** Resolves once `upstream` takes more data, or will never again. */
+function drained(upstream: ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      upstream.off("drain", done).off("close", done);
+      resolve();
+    };
+    upstream.on("drain", done).on("close", done);
+  });
+}
+
+/**
+ * Streams `body` into `upstream` under back-pressure and ends it; stops reading `body` once the
+ * backend has answered. True when the backend got the whole body. Past the limit (or when the
+ * client's body fails) the connection's write side is closed with no last chunk: the backend sees
+ * an incomplete request, while an answer it already sent can still be read.
+ */
+async function sendBody(
+  body: ReadableStream<Uint8Array>,
+  upstream: ClientRequest,
+  answer: Promise<Answer>,
+): Promise<boolean> {
+  const reader = body.getReader();
+  let answered = false;
+  void answer.then(() => {
+    answered = true;
+    reader.cancel().catch(() => undefined);
+  });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (answered || upstream.destroyed) return false;
+      if (done) break;
+      if (!upstream.write(value)) await Promise.race([drained(upstream), answer]);
+    }
+  } catch {
+    if (upstream.socket && !answered) upstream.socket.end();
+    else upstream.destroy();
+    return false;
+  }
+  upstream.end();
+  return true;
+}
+
+async function endWithoutBody(upstream: ClientRequest): Promise<boolean> {
+  upstream.end();
+  return true;
+}
+
+/** The backend's answer as a Response whose body streams from it. */
+function relayed(response: IncomingMessage, method: string, whenDone: () => void): Response {
+  response.once("close", whenDone);
+  const headers = new Headers();
+  const raw = response.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
+  const status = response.statusCode ?? 502;
+  const hasBody = method !== "HEAD" && !NULL_BODY_STATUSES.has(status);
+  if (!hasBody) response.resume();
+  return new Response(hasBody ? (Readable.toWeb(response) as ReadableStream<Uint8Array>) : null, {
+    status,
+    statusText: response.statusMessage,
+    headers: forwardResponseHeaders(headers),
+  });
+}
+
 /**
  * Forwards `request` to the backend and streams the answer back; 413 for a body over
  * API_MAX_BODY_BYTES, 502 when the backend cannot be reached.
@@ -75,37 +163,37 @@ export async function proxyToApi(request: Request, env: Env = process.env): Prom
   const target = upstreamUrl(requestUrl, apiBaseUrl(env));
   const maxBytes = apiMaxBodyBytes(env);
   activeServerSpan()?.setAttributes(sessionAttributes((name) => request.headers.get(name) ?? undefined));
-  const counted: { refused?: RequestRefused } = {};
-  let body: ReadableStream<Uint8Array> | undefined;
-  if (request.body && request.method !== "GET" && request.method !== "HEAD") {
+  const body = request.method === "GET" || request.method === "HEAD" ? null : request.body;
+  if (body) {
     try {
       checkDeclaredLength(request.headers, maxBytes);
     } catch (error) {
       if (error instanceof RequestRefused) return refusal(error.status, error.message);
       throw error;
     }
-    body = limitedStream(request.body, maxBytes, counted);
   }
-  let upstream: Response;
-  try {
-    upstream = await fetch(target, {
-      method: request.method,
-      headers: forwardRequestHeaders(request.headers, requestUrl),
-      body,
-      duplex: "half",
-      redirect: "manual",
-      cache: "no-store",
-      signal: AbortSignal.any([request.signal, AbortSignal.timeout(UPSTREAM_TIMEOUT_MS)]),
-    } as RequestInit);
-  } catch (error) {
+  // A plain object: the instrumentation writes traceparent into it (http.request's options.headers).
+  const headers: OutgoingHttpHeaders = Object.fromEntries(forwardRequestHeaders(request.headers, requestUrl));
+  const upstream = (target.protocol === "https:" ? https : http).request(target, {
+    method: request.method,
+    headers,
+    signal: AbortSignal.any([request.signal, AbortSignal.timeout(UPSTREAM_TIMEOUT_MS)]),
+  });
+  const answer = answerOf(upstream);
+  const counted: { refused?: RequestRefused } = {};
+  const sent = body ? sendBody(limitedStream(body, maxBytes, counted), upstream, answer) : endWithoutBody(upstream);
+  const result = await answer;
+  if ("error" in result) {
     if (counted.refused) return refusal(counted.refused.status, counted.refused.message);
-    const reason = error instanceof Error ? error.message : String(error);
-    console.error(`api proxy: ${request.method} ${scrubText(target.href)} failed: ${scrubText(reason)}`);
+    console.error(`api proxy: ${request.method} ${scrubText(target.href)} failed: ${scrubText(result.error.message)}`);
     return Response.json({ detail: `the API at ${target.origin} could not be reached` }, { status: 502 });
   }
-  return new Response(upstream.body, {
-    status: upstream.status,
-    statusText: upstream.statusText,
-    headers: forwardResponseHeaders(upstream.headers),
-  });
+  // Past our limit only the backend's own 413 (sent before it saw the cut) beats ours: another
+  // answer may be about the cut itself (a 400 for an incomplete request).
+  if (counted.refused && result.response.statusCode !== 413) {
+    upstream.destroy();
+    return refusal(counted.refused.status, counted.refused.message);
+  }
+  // A connection whose request was cut cannot carry another one.
+  return relayed(result.response, request.method, () => void sent.then((whole) => whole || upstream.destroy()));
 }
