@@ -75,6 +75,27 @@ def test_price_overrides_win() -> None:
     assert prices.cost_usd("openai", "my-model", 1_000_000, 500_000) == pytest.approx(2.0)
 
 
+def test_cost_equals_genai_prices_for_every_model() -> None:
+    """The cached, linear price form gives exactly genai-prices' cost, tiered models included."""
+    from genai_prices import Usage, calc_price
+    from genai_prices.data_snapshot import get_snapshot
+
+    prices = PriceTable(overrides={})
+    checked = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            # Below and above the usual tier thresholds (128k and 200k input tokens).
+            for input_tokens, output_tokens in ((0, 0), (1_234, 567), (300_000, 20_000)):
+                usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+                try:
+                    expected = float(calc_price(usage, model_ref=model.id, provider_id=provider.id).total_price)
+                except Exception:  # noqa: BLE001 - models genai-prices itself cannot price this way
+                    continue
+                assert prices.cost_usd(provider.id, model.id, input_tokens, output_tokens) == expected, model.id
+                checked += 1
+    assert checked > 1000
+
+
 def test_json_log_line_carries_the_active_span_ids() -> None:
     """Inside a span the JSON line has trace_id and span_id; outside it has neither."""
     formatter = JsonFormatter("svc")
