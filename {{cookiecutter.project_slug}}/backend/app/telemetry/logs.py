@@ -157,7 +157,8 @@ class OtlpLogHandler(logging.Handler):
     deprecated `event.name`) as the event name, exception.type/.message/.stacktrace for
     `exc_info`, the current span's context. The SDK Logger of each logger name is looked up once,
     not per record (the provider's lookup takes a lock). That handler's guard against recursive
-    logging is not needed: the SDK's own loggers never reach this handler (ShipFilter).
+    logging is not needed: the SDK's own loggers never reach this handler (ShipFilter). Nor is
+    its flush(), which forces a provider flush in a thread: Telemetry.shutdown flushes providers.
     """
 
     def __init__(self, provider: LoggerProvider) -> None:
