@@ -25,7 +25,6 @@ from typing import Any
 from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import DataSnapshot, get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
-from opentelemetry.context import set_value
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
@@ -260,24 +259,7 @@ class LLMTelemetry:
         self.log_call(
             call.invocation, conversation_id=conversation_id, latency_ms=_ms(started), cost_usd=call.cost, outcome="ok"
         )
-        self.stop(call.invocation)
-
-    def stop(self, invocation: InferenceInvocation) -> None:
-        """Ends a call's span. An unsampled call (its span records nothing) whose content is not
-        captured only gets its duration and token metrics: util-genai's stop() would first build
-        every span attribute for a span that drops them. (util-genai is pinned: these are its
-        internals of that version, the same calls its stop() makes.)"""
-        if invocation.span.is_recording() or self._handler.should_capture_content():
-            invocation.stop()
-            return
-        invocation._finished = True  # noqa: SLF001
-        try:
-            invocation._record_client_metrics()  # noqa: SLF001
-        finally:
-            invocation.suspend()
-            invocation.span.end()
-            if invocation._context_key is not None:  # noqa: SLF001
-                invocation._span_context = set_value(invocation._context_key, None, invocation._span_context)  # noqa: SLF001
+        call.invocation.stop()
 
     @staticmethod
     def fail(invocation: InferenceInvocation, error_type: str, message: str) -> None:
