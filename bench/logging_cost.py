@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import resource
+import statistics
 import sys
 import time
 
@@ -24,26 +25,29 @@ def per_call_us(logger: logging.Logger, tracer, calls: int) -> float:
         return (time.perf_counter() - started) / calls * 1e6
 
 
+ROUNDS = 7
+
+
 def main() -> None:
     loki_url, calls = sys.argv[1], int(sys.argv[2])
     from app.telemetry import logs
     from app.telemetry.config import TelemetrySettings
     from app.telemetry.loki import build_loki_handler
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import (
-        BatchLogRecordProcessor,
-        LogRecordExporter,
-        LogRecordExportResult,
-    )
+    from app.telemetry.resource import build_resource
+    from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
     from opentelemetry.sdk.trace import TracerProvider
 
     class Discard(LogRecordExporter):
         """Encodes like the OTLP exporter would, then drops (the network is not what we measure)."""
 
+        def __init__(self, encode: bool) -> None:
+            self._encode = encode
+
         def export(self, batch):
             from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 
-            encode_logs(batch).SerializeToString()
+            if self._encode:
+                encode_logs(batch).SerializeToString()
             return LogRecordExportResult.SUCCESS
 
         def shutdown(self):
@@ -58,26 +62,43 @@ def main() -> None:
 
     root = logging.getLogger()
     root.handlers.clear()
-    plain = logging.StreamHandler(sink)
-    plain.setFormatter(logs.JsonFormatter("bench"))
-    root.addHandler(plain)
     root.setLevel(logging.INFO)
     logger = logging.getLogger("app.bench")
-    results["plain_json_us"] = per_call_us(logger, tracer, calls)
+    plain = logging.StreamHandler(sink)
+    plain.setFormatter(logs.JsonFormatter("bench"))
 
-    root.handlers.clear()
+    # The scaffold's chain as init_telemetry builds it (its resource and logger provider), and
+    # its floor: the same chain with an exporter that drops records without encoding them.
     settings = TelemetrySettings.from_env({})
-    provider = LoggerProvider()
-    provider.add_log_record_processor(BatchLogRecordProcessor(Discard()))
-    handlers = logs.configure_logging(settings, provider)
-    handlers[0].stream = sink  # the console handler writes to memory, not the terminal
-    results["scaffold_chain_us"] = per_call_us(logger, tracer, calls)
+    chains = {}
+    for name, encode in (("scaffold_chain_us", True), ("scaffold_chain_floor_us", False)):
+        root.handlers.clear()
+        provider = logs.build_logger_provider(settings, build_resource(settings), Discard(encode))
+        chains[name] = logs.configure_logging(settings, provider)
+        chains[name][0].stream = sink  # the console handler writes to memory, not the terminal
+    variants = {"plain_json_us": [plain], **chains}
+    # Interleaved rounds (the machine is shared): each variant's median, and the median ratio.
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(ROUNDS):
+        for name, handlers in variants.items():
+            root.handlers[:] = handlers
+            samples[name].append(per_call_us(logger, tracer, max(calls // ROUNDS, 200)))
+            sink.seek(0)
+            sink.truncate()
+    for name, values in samples.items():
+        results[name] = statistics.median(values)
+    for name in chains:
+        ratios = [c / p for c, p in zip(samples[name], samples["plain_json_us"], strict=True)]
+        results[name.replace("_us", "_ratio")] = statistics.median(ratios)
 
+    handlers = chains["scaffold_chain_us"]
+    root.handlers[:] = handlers
     loki = build_loki_handler(TelemetrySettings.from_env({"LOKI_URL": loki_url}), logs.JsonFormatter("bench"))
     root.addHandler(loki)
     results["scaffold_chain_with_loki_us"] = per_call_us(logger, tracer, calls)
     loki.close()
     logs.remove_handlers(handlers)
+    logs.remove_handlers(chains["scaffold_chain_floor_us"])
 
     # Delivery: push as fast as we can for a while; count what the receiver got, and memory.
     loki = build_loki_handler(TelemetrySettings.from_env({"LOKI_URL": loki_url}), logs.JsonFormatter("bench"))

@@ -67,6 +67,7 @@ COMPONENTS: list[tuple[str, str]] = [
     ("genai_prices", "GenAI cost lookup (genai-prices)"),
     ("app.telemetry.llm", "GenAI span + util-genai"),
     ("opentelemetry.util.genai", "GenAI span + util-genai"),
+    ("app.telemetry.logs:emit", "OTLP LogRecord construction"),
     ("opentelemetry.instrumentation.logging", "OTLP LogRecord construction"),
     ("opentelemetry.sdk._logs", "OTLP LogRecord construction"),
     ("app.telemetry.loki", "Loki handler (enqueue)"),

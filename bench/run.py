@@ -51,36 +51,66 @@ def targets(
             if (r["route"], r["variant"], r["sampling"]) == (route, variant, sampling)
         )
 
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "MISSED"
+    def verdict(
+        ok: bool,
+        floor_ok: bool | None = None,
+        floor: str = "",
+        name: str = "floor (d)",
+        above_floor: bool = True,
+    ) -> str:
+        """met / MISSED; a miss the floor misses too cannot be met by exporting less. When (b)
+        measured better than its own floor (above_floor False), the floor figure is noise and
+        proves nothing."""
+        if ok:
+            return "met"
+        if floor_ok is False and above_floor:
+            return f"MISSED, out of reach: {name} is {floor}"
+        return "MISSED"
 
     out = []
     for route in ("chat", "bare"):
         a, b = row(route, overhead.DISABLED, "1.0"), row(route, overhead.SCAFFOLD, "1.0")
         c, d = row(route, overhead.AUTO_EQUAL, "1.0"), row(route, overhead.FLOOR, "1.0")
         kept, added, beats = b["rps"] / a["rps"], b["cpu_ms"] - a["cpu_ms"], b["rps"] / c["rps"]
-        floor_added = d["cpu_ms"] - a["cpu_ms"]
+        floor_kept, floor_added = d["rps"] / a["rps"], d["cpu_ms"] - a["cpu_ms"]
+        floor_beats = d["rps"] / c["rps"]
         a10, b10 = row(route, overhead.DISABLED, "0.1"), row(route, overhead.SCAFFOLD, "0.1")
+        d10 = row(route, overhead.FLOOR, "0.1")
+        kept10, floor_kept10 = b10["rps"] / a10["rps"], d10["rps"] / a10["rps"]
         out += [
             {
                 "target": f"{route}: (b) keeps >= 75 % of (a)'s throughput at 100 % sampling",
-                "measured": f"{kept:.0%} (floor (d): {d['rps'] / a['rps']:.0%})",
-                "verdict": verdict(kept >= 0.75),
+                "measured": f"{kept:.0%} (floor (d): {floor_kept:.0%})",
+                "verdict": verdict(
+                    kept >= 0.75, floor_kept >= 0.75, f"{floor_kept:.0%}", above_floor=kept <= floor_kept
+                ),
             },
             {
                 "target": f"{route}: (b) adds <= 1.5 ms CPU per request",
                 "measured": f"{added:+.2f} ms (floor (d): {floor_added:+.2f} ms)",
-                "verdict": verdict(added <= 1.5),
+                "verdict": verdict(
+                    added <= 1.5,
+                    floor_added <= 1.5,
+                    f"{floor_added:+.2f} ms",
+                    above_floor=added >= floor_added,
+                ),
             },
             {
                 "target": f"{route}: (b) beats equal-coverage (c=) by >= 1.3x",
-                "measured": f"{beats:.2f}x",
-                "verdict": verdict(beats >= 1.3),
+                "measured": f"{beats:.2f}x (floor (d): {floor_beats:.2f}x)",
+                "verdict": verdict(
+                    beats >= 1.3, floor_beats >= 1.3, f"{floor_beats:.2f}x", above_floor=beats <= floor_beats
+                ),
             },
             {
                 "target": f"{route}: (b) keeps >= 90 % at sampling 0.1",
-                "measured": f"{b10['rps'] / a10['rps']:.0%}",
-                "verdict": verdict(b10["rps"] / a10["rps"] >= 0.9),
+                "measured": f"{kept10:.0%} (floor (d): {floor_kept10:.0%})",
+                "verdict": verdict(
+                    kept10 >= 0.9,
+                    floor_kept10 >= 0.9,
+                    f"{floor_kept10:.0%}",
+                    above_floor=kept10 <= floor_kept10,
+                ),
             },
         ]
     failed = sum(r["failed"] for r in fault_rows)
@@ -109,11 +139,12 @@ def targets(
             "verdict": verdict(worst[0] <= 1.5),
         }
     )
+    floor_ratio = f"{logging['floor_ratio']:.2f}x"
     out.append(
         {
             "target": "logging: scaffold chain <= 2x plain JSON per call",
-            "measured": f"{logging['ratio']:.2f}x",
-            "verdict": verdict(logging["ratio"] <= 2),
+            "measured": f"{logging['ratio']:.2f}x (floor, records not encoded: {floor_ratio})",
+            "verdict": verdict(logging["ratio"] <= 2, logging["floor_ratio"] <= 2, floor_ratio, "the floor"),
         }
     )
     out.append(
@@ -233,11 +264,15 @@ def main() -> None:
         delivered = len(loki.entries())
     logging_result["delivered"] = delivered
     logging_result["delivered_per_s"] = delivered / logging_result["emit_seconds"]
-    logging_result["ratio"] = logging_result["scaffold_chain_us"] / logging_result["plain_json_us"]
+    # Medians of the interleaved rounds' ratios (logging_cost.py), not a ratio of medians.
+    logging_result["ratio"] = logging_result["scaffold_chain_ratio"]
+    logging_result["floor_ratio"] = logging_result["scaffold_chain_floor_ratio"]
     columns = [
         ("plain_json_us", "plain JSON µs/call", ".1f"),
         ("scaffold_chain_us", "scaffold chain µs/call", ".1f"),
         ("ratio", "ratio", ".2f"),
+        ("scaffold_chain_floor_us", "floor: chain, records not encoded µs/call", ".1f"),
+        ("floor_ratio", "floor ratio", ".2f"),
         ("scaffold_chain_with_loki_us", "+ Loki µs/call", ".1f"),
         ("emitted", "emitted (5 s)", "d"),
         ("delivered_per_s", "delivered to Loki /s", ".0f"),

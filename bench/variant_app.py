@@ -10,8 +10,8 @@ import logging
 import os
 
 from app.main import create_app
+from app.telemetry.logs import OtlpLogHandler
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import NoOpMeterProvider
 
@@ -19,7 +19,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 def _without_otlp_logs() -> None:
     """The OTLP log handler off the root logger: records still go to stdout as JSON."""
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, LoggingHandler)]:
+    for handler in [h for h in root.handlers if isinstance(h, OtlpLogHandler)]:
         root.removeHandler(handler)
 
 

@@ -171,3 +171,52 @@ def test_usage_endpoint_sums_tokens_and_cost_per_conversation(client: TestClient
     assert set(usage["by_model"]) == {"gpt-4o-mini"} and usage["by_model"]["gpt-4o-mini"]["calls"] == 2
     assert client.get("/api/conversations/b/usage").json()["calls"] == 1
     assert client.get("/api/conversations/zzz/usage").status_code == 404
+
+
+def _llm_call_metrics(sampled: bool) -> tuple[dict, list, object]:
+    """One plain call through LLMTelemetry under a sampled or unsampled parent: its metric points
+    (name -> sorted (attributes, count or sum)), its exported spans, and the span current after it."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+
+    from app.telemetry.llm import LLMTelemetry
+
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider(sampler=ParentBased(ALWAYS_ON if sampled else ALWAYS_OFF))
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    llm = LLMTelemetry(tracer_provider, MeterProvider(metric_readers=[reader]))
+    body = {
+        "id": "r1",
+        "model": "gpt-4o-mini",
+        "choices": [{"finish_reason": "stop", "message": {"content": "hi"}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 50},
+    }
+    with tracer_provider.get_tracer("test").start_as_current_span("server") as server:
+        with llm.call(provider="openai", model="gpt-4o-mini", server_address="llm", server_port=443) as call:
+            call.record_response(body)
+        after = trace.get_current_span()
+        assert after is server
+    points = {
+        metric.name: sorted(
+            (tuple(sorted(point.attributes.items())), getattr(point, "count", None) or point.value)
+            for point in metric.data.data_points
+        )
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    return points, spans.get_finished_spans(), after
+
+
+def test_unsampled_call_records_the_same_metrics_as_a_sampled_one() -> None:
+    """Duration, token and cost points, their attributes and values, do not depend on sampling."""
+    sampled, sampled_spans, _ = _llm_call_metrics(sampled=True)
+    unsampled, unsampled_spans, _ = _llm_call_metrics(sampled=False)
+    assert {"gen_ai.client.operation.duration", "gen_ai.client.token.usage", "gen_ai.client.cost"} <= set(unsampled)
+    assert unsampled == sampled
+    assert [s.name for s in sampled_spans] == [LLM_SPAN, "server"] and unsampled_spans == ()

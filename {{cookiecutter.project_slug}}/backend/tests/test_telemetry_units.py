@@ -75,6 +75,74 @@ def test_price_overrides_win() -> None:
     assert prices.cost_usd("openai", "my-model", 1_000_000, 500_000) == pytest.approx(2.0)
 
 
+def test_cost_equals_genai_prices_for_every_model() -> None:
+    """The cached, linear price form gives exactly genai-prices' cost, tiered models included."""
+    from genai_prices import Usage, calc_price
+    from genai_prices.data_snapshot import get_snapshot
+
+    prices = PriceTable(overrides={})
+    checked = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            # Below and above the usual tier thresholds (128k and 200k input tokens).
+            for input_tokens, output_tokens in ((0, 0), (1_234, 567), (300_000, 20_000)):
+                usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+                try:
+                    expected = float(calc_price(usage, model_ref=model.id, provider_id=provider.id).total_price)
+                except Exception:  # noqa: BLE001 - models genai-prices itself cannot price this way
+                    continue
+                assert prices.cost_usd(provider.id, model.id, input_tokens, output_tokens) == expected, model.id
+                checked += 1
+    assert checked > 1000
+
+
+def _otlp_log_request(make_handler) -> object:
+    """The OTLP request a handler's records encode to (timestamps and ids zeroed: they differ per run)."""
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = logging.getLogger("app.test.otlp_handler")
+    logger.handlers[:], logger.propagate, logger.level = [make_handler(provider)], False, logging.DEBUG
+    try:
+        with TracerProvider().get_tracer("test").start_as_current_span("request"):
+            extra = {"order_id": 7, "cost_usd": None, "tags": ["a", "b"], "nested": {"k": 1}, "session.id": "s1"}
+            logger.info("order %s shipped", "o-7", extra=extra)
+            logger.warning("deprecated event", extra={"event.name": "old.event"})
+            logger.critical("event", extra={"otel.event.name": "new.event", "event.name": "old.event"})
+            try:
+                raise ValueError("bad input")
+            except ValueError:
+                logger.exception("failed %d", 3)
+            logger.debug("debug line")
+        logger.error("outside any span")
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+    request = encode_logs(exporter.get_finished_logs())
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                record.time_unix_nano = record.observed_time_unix_nano = 0
+                record.trace_id = bytes(16) if record.trace_id else b""
+                record.span_id = bytes(8) if record.span_id else b""
+    return request
+
+
+def test_otlp_log_handler_sends_what_the_logging_instrumentation_sends() -> None:
+    """Body, severity, attributes, event names, exception fields and span context: the same protobuf."""
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    from app.telemetry.logs import OtlpLogHandler
+
+    ours = _otlp_log_request(OtlpLogHandler)
+    assert len(ours.resource_logs[0].scope_logs[0].log_records) == 6
+    assert ours == _otlp_log_request(lambda provider: LoggingHandler(logger_provider=provider))
+
+
 def test_json_log_line_carries_the_active_span_ids() -> None:
     """Inside a span the JSON line has trace_id and span_id; outside it has neither."""
     formatter = JsonFormatter("svc")

@@ -18,10 +18,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from genai_prices import Usage, calc_price
+from genai_prices.data_snapshot import DataSnapshot, get_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
@@ -39,6 +42,7 @@ GEN_AI_USAGE_COST = "gen_ai.usage.cost"
 COST_METRIC = "gen_ai.client.cost"
 CHAT = GenAiOperationNameValues.CHAT.value
 MAX_CONTENT_CHARS = 4096
+_MILLION = 1_000_000
 
 # model -> (USD per million input tokens, USD per million output tokens); wins over genai-prices.
 PRICE_OVERRIDES: dict[str, tuple[float, float]] = {}
@@ -49,12 +53,24 @@ call_logger = logging.getLogger("app.llm")
 
 
 class PriceTable:
-    """Cost of one call in USD, or None (and one warning per model) when the model is unknown."""
+    """Cost of one call in USD, or None (and one warning per model) when the model is unknown.
+
+    genai-prices' `calc_price` costs ~0.1 ms per call (it resolves every priced unit of the model
+    each time). Here the price in force is looked up per call (prices can change by date or time
+    of day), and a non-tiered one, linear in the token counts, is turned once into a fixed part
+    and a price per input and per output token: the same Decimal result for a fraction of the
+    work (~6 µs). Tiered prices (by input size) go through genai-prices' calculation every time.
+    """
 
     def __init__(self, overrides: Mapping[str, tuple[float, float]] | None = None) -> None:
         self._overrides = dict(PRICE_OVERRIDES if overrides is None else overrides)
         self._unknown: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        # (provider, model) -> (genai-prices snapshot, the model's entry in it); a new snapshot
+        # (prices updated at run time) looks the model up again.
+        self._models: dict[tuple[str, str], tuple[DataSnapshot, ModelInfo]] = {}
+        # id(ModelPrice) -> (that price, its linear form or None when tiered)
+        self._linear: dict[int, tuple[ModelPrice, tuple[Decimal, Decimal, Decimal] | None]] = {}
 
     def cost_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
         if model in self._overrides:
@@ -63,11 +79,7 @@ class PriceTable:
         if (provider, model) in self._unknown:
             return None
         try:
-            price = calc_price(
-                Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-                model_ref=model,
-                provider_id=provider,
-            )
+            total = self._total_price(provider, model, input_tokens, output_tokens)
         except Exception as exc:  # noqa: BLE001 - an unknown model costs a warning, never a request
             with self._lock:
                 first = (provider, model) not in self._unknown
@@ -75,7 +87,38 @@ class PriceTable:
             if first:
                 _internal.warning("No price for model %r of provider %r: %s", model, provider, exc)
             return None
-        return float(Decimal(price.total_price))
+        return float(total)
+
+    def _total_price(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> Decimal:
+        snapshot = get_snapshot()
+        cached = self._models.get((provider, model))
+        if cached is not None and cached[0] is snapshot:
+            info = cached[1]
+        else:
+            info = calc_price(Usage(input_tokens=0, output_tokens=0), model_ref=model, provider_id=provider).model
+            self._models[(provider, model)] = (snapshot, info)
+        price = info.get_prices(datetime.now(tz=UTC))
+        linear = self._linear_form(price)
+        if linear is None:
+            return price.calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens))["total_price"]
+        fixed, per_input, per_output = linear
+        return fixed + (per_input * input_tokens + per_output * output_tokens) / _MILLION
+
+    def _linear_form(self, price: ModelPrice) -> tuple[Decimal, Decimal, Decimal] | None:
+        cached = self._linear.get(id(price))
+        if cached is not None and cached[0] is price:
+            return cached[1]
+        linear = None
+        if not any(isinstance(value, TieredPrices) for value in vars(price).values()):
+
+            def total(input_tokens: int, output_tokens: int) -> Decimal:
+                usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+                return price.calc_price(usage)["total_price"]
+
+            fixed = total(0, 0)
+            linear = (fixed, total(_MILLION, 0) - fixed, total(0, _MILLION) - fixed)
+        self._linear[id(price)] = (price, linear)
+        return linear
 
 
 class LLMTelemetry:
