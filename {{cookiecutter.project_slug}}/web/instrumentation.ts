@@ -2,9 +2,12 @@
 /**
  * Next.js calls register() once when the server starts: server-side tracing (lib/server/otel.ts),
  * configured from the environment at that moment. Browser tracing is lib/otel-web.ts.
+ * A SESSION_REPLAY naming no vendor stops the server here, in one line, not at the first page.
  */
 export async function register(): Promise<void> {
   if (process.env.NEXT_RUNTIME !== "nodejs") return; // no route of this app runs on the edge
+  const { replayVendor } = await import("./lib/server/env");
+  replayVendor(process.env);
   const { registerServerTelemetry } = await import("./lib/server/otel");
   registerServerTelemetry(process.env);
 }
