@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def _chat_and_leave(stack, browser, recording: bool) -> tuple[str | None, str | 
     page.wait_for_selector("[data-testid=chat-reply]", timeout=20_000)
     shown = (page.text_content("[data-testid=trace-id]") or "").strip()
     session_id = page.evaluate("() => sessionStorage.getItem('otel.session.id')") or ""
+    deadline = time.monotonic() + 20
+    while recording and not replay_requests and time.monotonic() < deadline:
+        page.wait_for_timeout(100)  # a recorder's first chunk leaves a second after it starts
     page.goto("about:blank")
     context.close()
     return telemetry_state, html_replay, shown, session_id, replay_requests
