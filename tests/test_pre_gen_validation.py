@@ -382,7 +382,9 @@ def test_bake_stops_before_rendering_with_one_error_line(cookies, capfd, tmp_pat
     assert [child for bake_dir in bake_dirs for child in bake_dir.iterdir()] == []
 
 
-@pytest.mark.parametrize("vendor", ["", "Highlight", "datadog", "none "], ids=["empty", "capitalised", "unknown", "trailing-space"])
+@pytest.mark.parametrize(
+    "vendor", ["", "Highlight", "datadog", "none "], ids=["empty", "capitalised", "unknown", "trailing-space"]
+)
 def test_cookiecutter_refuses_a_session_replay_outside_its_choices(cookies, tmp_path, vendor):
     """A session_replay not in cookiecutter.json's list stops the bake before anything is rendered,
     with the choices named; so the hook need not (and does not) repeat the vendor list."""

@@ -105,7 +105,9 @@ def test_the_vendor_list_is_the_same_in_cookiecutter_json_web_and_backend() -> N
     """cookiecutter.json's session_replay choices are the web registry's keys and the backend's, and
     each web vendor has its plug-in file (the one place each side lists vendors)."""
     assert sorted(REPLAY_CHOICES) == sorted(web_vendors()) == sorted(backend_vendors())
-    assert [name for name in web_vendors() if not (TEMPLATE_WEB / "lib" / "replay" / f"{name}.ts").is_file()] == []
+    assert [
+        name for name in web_vendors() if not (TEMPLATE_WEB / "lib" / "replay" / f"{name}.ts").is_file()
+    ] == []
 
 
 @pytest.mark.parametrize("vendor", REPLAY_CHOICES)
@@ -120,7 +122,9 @@ def test_the_replay_answer_is_only_the_default_and_every_plug_in_ships(vendor: s
     assert (project / "web" / "lib" / "observability.ts").read_bytes() == (
         TEMPLATE_WEB / "lib" / "observability.ts"
     ).read_bytes()
-    shipped = [name for name in REPLAY_CHOICES if (project / "web" / "lib" / "replay" / f"{name}.ts").is_file()]
+    shipped = [
+        name for name in REPLAY_CHOICES if (project / "web" / "lib" / "replay" / f"{name}.ts").is_file()
+    ]
     assert shipped == REPLAY_CHOICES
     assert (project / "backend" / "app" / "replay" / "routes.py").is_file()
     assert (project / "backend" / "tests" / "test_replay.py").is_file()
