@@ -27,8 +27,6 @@ REMOVALS = {
     "include_web": (Path("web"),),
     "include_k8s": (Path("deploy"), Path("docker-compose.yaml")),
 }
-# The built-in replay's backend package and its tests, unless session_replay is builtin.
-BUILTIN_REPLAY = (Path("backend", "app", "replay"), Path("backend", "tests", "test_replay.py"))
 WIRING_BROKEN = (
     "ERROR: the rendered project's OpenTelemetry wiring is broken (see above); this is a template bug"
 )
@@ -51,12 +49,13 @@ def _is_on(value: object) -> bool:
 
 
 def plan_removals(context: Mapping[str, object]) -> list[Path]:
-    """Paths, relative to the project, of the parts whose include_* switch is off (and the built-in
-    replay's package when another vendor, or none, was chosen)."""
-    removed = [
+    """Paths, relative to the project, of the parts whose include_* switch is off.
+
+    Every session-replay vendor's plug-in stays, the built-in replay's package too: SESSION_REPLAY
+    switches vendor at run time, and the session_replay answer is only its default."""
+    return [
         path for option, paths in REMOVALS.items() if not _is_on(context.get(option, True)) for path in paths
     ]
-    return removed + list(BUILTIN_REPLAY if context.get("session_replay", "builtin") != "builtin" else ())
 
 
 def remove(project: Path, paths: list[Path]) -> None:

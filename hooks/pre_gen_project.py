@@ -28,7 +28,6 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 # the collector and the browser SDK would read differently or not at all.
 DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 
-SESSION_REPLAY_VENDORS = ("none", "highlight", "sentry", "builtin")
 BOOLEAN_WORDS = {"true", "false", "yes", "no", "1", "0"}
 # Characters that would end or escape the TOML, Python and JSON string literals these values land in.
 LITERAL_BREAKERS = set('"\\{}')
@@ -122,12 +121,6 @@ def check_service_name(value: object) -> str | None:
     return None if _matches(DNS_LABEL, value, 50) else SLUG_RULE.format(limit=50)
 
 
-def check_session_replay(value: object) -> str | None:
-    if value in SESSION_REPLAY_VENDORS:
-        return None
-    return "must be one of " + ", ".join(SESSION_REPLAY_VENDORS)
-
-
 def check_highlight_project_id(value: object) -> str | None:
     if value == "" or _matches(HIGHLIGHT_PROJECT_ID, value, 32):
         return None
@@ -189,6 +182,8 @@ def check_cerebe_model(value: object) -> str | None:
     )
 
 
+# No check for session_replay: it is a choice (cookiecutter.json holds the one list), and cookiecutter
+# refuses an answer outside the list before any hook runs.
 CHECKS: dict[str, Callable[[object], str | None]] = {
     "project_name": check_project_name,
     "project_slug": check_project_slug,
@@ -197,7 +192,6 @@ CHECKS: dict[str, Callable[[object], str | None]] = {
     "author_name": check_author_name,
     "backend_service_name": check_service_name,
     "web_service_name": check_service_name,
-    "session_replay": check_session_replay,
     "highlight_project_id": check_highlight_project_id,
     "include_web": check_boolean,
     "include_k8s": check_boolean,

@@ -530,6 +530,12 @@ def test_plan_removals_reads_yes_no_words_and_keeps_everything_when_unsure():
     assert plan_removals({"include_web": None, "include_k8s": "maybe"}) == []
 
 
+@pytest.mark.parametrize("session_replay", ["builtin", "none", "highlight", "sentry"])
+def test_plan_removals_keeps_every_replay_plug_in_whatever_the_default_vendor(session_replay):
+    """It removes no vendor's files and not the built-in replay: SESSION_REPLAY can pick any at run time."""
+    assert plan_removals({"include_web": True, "include_k8s": True, "session_replay": session_replay}) == []
+
+
 def test_remove_skips_paths_that_are_not_there(tmp_path):
     """It deletes directories and files that exist and tolerates the others."""
     write(tmp_path, "web/app/page.tsx", "")
@@ -658,7 +664,8 @@ def test_a_template_with_broken_wiring_fails_the_render_and_leaves_nothing(
     ("session_replay", "has_highlight"), [("none", False), ("highlight", True), ("sentry", False)]
 )
 def test_env_example_documents_the_settings_without_secrets(cookies, session_replay, has_highlight):
-    """It lists the dev settings with the answers, an empty API key, and Highlight only when chosen."""
+    """It lists the dev settings with the answers, an empty API key, and Highlight only when chosen;
+    SESSION_REPLAY defaults to the answer and the built-in replay's token is there whatever it is."""
     extra = {"session_replay": session_replay, "highlight_project_id": "ve6y97ge" if has_highlight else ""}
     result = cookies.bake(extra_context=extra)
 
@@ -669,5 +676,7 @@ def test_env_example_documents_the_settings_without_secrets(cookies, session_rep
     assert values["LOKI_URL"] == ""
     assert set(values) >= {"OTEL_TRACES_SAMPLER_ARG", "DEPLOYMENT_ENVIRONMENT", "LOG_LEVEL", "DATABASE_URL"}
     assert ("HIGHLIGHT_PROJECT_ID" in values) is has_highlight
+    assert values["SESSION_REPLAY"] == session_replay
+    assert values["REPLAY_VIEWER_TOKEN"] == ""
     if has_highlight:
         assert values["HIGHLIGHT_PROJECT_ID"] == "ve6y97ge"

@@ -107,7 +107,7 @@ def test_answers_reach_the_telemetry_config(baked: tuple[dict, Path]) -> None:
     assert f'TRACE_SAMPLE_RATIO = float("{context.get("trace_sample_ratio", "1.0")}")' in config
     assert f'DEPLOYMENT_ENVIRONMENT = "{context.get("deployment_environment", "local")}"' in config
     replay = (project / "backend" / "app" / "telemetry" / "replay.py").read_text()
-    assert f'PROVIDER = "{context.get("session_replay", "builtin")}"' in replay
+    assert f'DEFAULT_VENDOR = "{context.get("session_replay", "builtin")}"' in replay
 
 
 def test_wiring_check_passes_in_the_rendered_project(baked: tuple[dict, Path]) -> None:

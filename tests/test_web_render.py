@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import re
@@ -17,7 +18,7 @@ COOKIECUTTER = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 COPY_WITHOUT_RENDER = COOKIECUTTER["_copy_without_render"]
 REPLAY_CHOICES = COOKIECUTTER["session_replay"]
 # The only web files Jinja renders: each holds answers and nothing Jinja could misread.
-RENDERED = {".env.example", "lib/config.ts", "lib/observability.ts"}
+RENDERED = {".env.example", "lib/config.ts"}
 # Web files other parts of the template own (the container build).
 NOT_OURS = {"Dockerfile", ".dockerignore"}
 ANSWERS = {
@@ -81,23 +82,53 @@ def test_rendered_files_differ_only_by_the_answers(acme: Path) -> None:
         assert (acme / "web" / relative).read_text() == expected, relative
 
 
-def test_every_replay_choice_has_a_web_vendor() -> None:
-    """Each session_replay answer is a vendor name and a case of the switch in lib/observability.ts."""
-    observability = (TEMPLATE_WEB / "lib" / "observability.ts").read_text()
-    names = (TEMPLATE_WEB / "lib" / "replay" / "types.ts").read_text()
-    for choice in REPLAY_CHOICES:
-        assert f'case "{choice}":' in observability, choice
-        assert f'"{choice}"' in names.split("ReplayVendorName =", 1)[1].split(";", 1)[0], choice
+def web_vendors() -> list[str]:
+    """The keys of REPLAY_VENDORS, the web app's vendor registry (lib/observability.ts)."""
+    source = (TEMPLATE_WEB / "lib" / "observability.ts").read_text()
+    registry = re.search(r"^export const REPLAY_VENDORS = \{\n(.*?)^\}", source, re.M | re.S)
+    assert registry, "lib/observability.ts has no REPLAY_VENDORS"
+    return re.findall(r"^  (\w+): ", registry.group(1), re.M)
+
+
+def backend_vendors() -> list[str]:
+    """The keys of VENDORS, the backend's vendor registry (app/telemetry/replay.py)."""
+    tree = ast.parse((SCAFFOLD / "backend" / "app" / "telemetry" / "replay.py").read_text())
+    (registry,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "VENDORS"
+    ]
+    return [key.value for key in registry.keys]
+
+
+def test_the_vendor_list_is_the_same_in_cookiecutter_json_web_and_backend() -> None:
+    """cookiecutter.json's session_replay choices are the web registry's keys and the backend's, and
+    each web vendor has its plug-in file (the one place each side lists vendors)."""
+    assert sorted(REPLAY_CHOICES) == sorted(web_vendors()) == sorted(backend_vendors())
+    assert [
+        name for name in web_vendors() if not (TEMPLATE_WEB / "lib" / "replay" / f"{name}.ts").is_file()
+    ] == []
 
 
 @pytest.mark.parametrize("vendor", REPLAY_CHOICES)
-def test_the_replay_vendor_is_named_on_both_sides(vendor: str, tmp_path: Path) -> None:
-    """session_replay lands in web/lib/observability.ts and backend/app/telemetry/replay.py alike."""
+def test_the_replay_answer_is_only_the_default_and_every_plug_in_ships(vendor: str, tmp_path: Path) -> None:
+    """session_replay becomes SESSION_REPLAY's default on both sides; every vendor's plug-in, and the
+    built-in replay's backend package, are rendered whatever the answer, for the run-time switch."""
     project = render(tmp_path, session_replay=vendor)
-    observability = (project / "web" / "lib" / "observability.ts").read_text()
+    config = (project / "web" / "lib" / "config.ts").read_text()
     replay = (project / "backend" / "app" / "telemetry" / "replay.py").read_text()
-    assert f'export const REPLAY_VENDOR: ReplayVendorName = "{vendor}";' in observability
-    assert f'PROVIDER = "{vendor}"' in replay
+    assert f'export const SESSION_REPLAY = "{vendor}";' in config
+    assert f'DEFAULT_VENDOR = "{vendor}"' in replay
+    assert (project / "web" / "lib" / "observability.ts").read_bytes() == (
+        TEMPLATE_WEB / "lib" / "observability.ts"
+    ).read_bytes()
+    shipped = [
+        name for name in REPLAY_CHOICES if (project / "web" / "lib" / "replay" / f"{name}.ts").is_file()
+    ]
+    assert shipped == REPLAY_CHOICES
+    assert (project / "backend" / "app" / "replay" / "routes.py").is_file()
+    assert (project / "backend" / "tests" / "test_replay.py").is_file()
+    assert (project / "web" / "app" / "replay").is_dir()
 
 
 def test_answers_reach_the_web_config(acme: Path) -> None:

@@ -14,10 +14,11 @@ from . import db
 from .api import chat, feedback
 from .cerebe import CerebeClient
 from .errors import install_error_handlers
+from .replay import mount as mount_replay
 from .settings import Settings
 from .telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, init_telemetry
 from .telemetry.config import SERVICE_NAME
-from .telemetry.replay import PROVIDER as REPLAY_PROVIDER
+from .telemetry.replay import use_vendor
 
 
 @asynccontextmanager
@@ -45,9 +46,8 @@ def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[s
 
     app.include_router(chat.router)
     feedback.mount(app)
-    if REPLAY_PROVIDER == "builtin":
-        from .replay import mount as mount_replay  # the package is not rendered for other vendors
-
+    use_vendor(app, settings.session_replay)
+    if settings.session_replay == "builtin":
         mount_replay(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 
 from .telemetry.config import EnvSettings
+from .telemetry.replay import DEFAULT_VENDOR, ReplayVendorName
 
 CEREBE_BASE_URL = "{{ cookiecutter.cerebe_base_url }}"
 CEREBE_MODEL = "{{ cookiecutter.cerebe_model }}"
@@ -36,6 +37,10 @@ class Settings(EnvSettings):
 
     history_limit: int = Field(20, validation_alias="CHAT_HISTORY_LIMIT", ge=0)
     """How many earlier messages of the conversation are sent along. Env: CHAT_HISTORY_LIMIT."""
+
+    session_replay: ReplayVendorName = Field(DEFAULT_VENDOR, validation_alias="SESSION_REPLAY")
+    """Session replay vendor (telemetry/replay.py VENDORS): whose header names a request's session, and
+    whether the built-in replay's routes (/api/replay/...) are mounted ("builtin" only). Env: SESSION_REPLAY."""
 
     @field_validator("cerebe_base_url")
     @classmethod

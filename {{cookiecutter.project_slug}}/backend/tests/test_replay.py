@@ -12,10 +12,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-import app.main
 from app.main import create_app
 from app.replay.guards import RateLimiter
 from app.replay.store import Chunk, NewSession, SqlReplayStore
+from app.settings import Settings
 from app.telemetry.testing import TelemetryCapture
 
 SESSION = "sess-0123456789"
@@ -37,10 +37,15 @@ def upload(client: TestClient, raw: bytes, session: str = SESSION, secret: str |
     return client.post(f"/api/replay/{session}", content=raw, headers=headers)
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The app's settings with the built-in replay on, whatever this project's default vendor is."""
+    return settings.model_copy(update={"session_replay": "builtin"})
+
+
 @pytest.fixture(autouse=True)
 def builtin_replay(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mount the replay API, with small limits (REPLAY_* variables, read when the app is built)."""
-    monkeypatch.setattr(app.main, "REPLAY_PROVIDER", "builtin")
+    """Small limits for the replay API (REPLAY_* variables, read when the app is built)."""
     for name, value in {
         "REPLAY_VIEWER_TOKEN": "op-token",
         "REPLAY_MAX_CHUNK_BYTES": "4096",
@@ -276,3 +281,15 @@ def test_replay_traffic_makes_no_spans(replay_client: TestClient, telemetry_capt
     assert [span.name for span in telemetry_capture.spans() if span.name != "connect"] == []
     assert replay_client.get("/api/not-a-route").status_code == 404
     assert [span.name for span in telemetry_capture.spans()] == ["GET"]
+
+
+@pytest.mark.parametrize("vendor", ["none", "highlight", "sentry"])
+def test_another_vendor_mounts_no_replay_routes(settings: Settings, vendor: str) -> None:
+    """SESSION_REPLAY other than builtin: /api/replay/... does not exist, nothing is stored."""
+    application = create_app(
+        settings.model_copy(update={"session_replay": vendor}), telemetry_options=TelemetryCapture().options()
+    )
+    with TestClient(application) as client:
+        assert upload(client, body()).status_code == 404
+        assert read_back(client).status_code == 404
+    assert not any(getattr(route, "path", "").startswith("/api/replay") for route in application.routes)

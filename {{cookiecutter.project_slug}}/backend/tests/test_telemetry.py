@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import SpanKind, StatusCode
 
+from app.main import create_app
+from app.settings import Settings
 from app.telemetry.llm import GEN_AI_USAGE_COST
 from app.telemetry.testing import TelemetryCapture
 
@@ -184,15 +186,26 @@ def test_credentials_never_reach_spans_or_logs(
     assert server.attributes["http.request.header.authorization"] == ("[REDACTED]",), "headers were captured"
 
 
-def test_highlight_header_links_the_server_span_to_the_replay(
-    client: TestClient, telemetry_capture: TelemetryCapture
+@pytest.mark.parametrize(
+    ("vendor", "expected"),
+    [
+        ("highlight", {"highlight.session_id": "sess123", "highlight.trace_id": "req456", "session.id": "sess123"}),
+        ("none", {"session.id": "tab-0123456789"}),
+    ],
+)
+def test_session_replay_picks_whose_header_names_the_session(
+    settings: Settings, telemetry_capture: TelemetryCapture, vendor: str, expected: dict[str, str]
 ) -> None:
-    """x-highlight-request puts the replay session on the server span."""
-    chat(client, **{"x-highlight-request": "sess123/req456"})
+    """SESSION_REPLAY=highlight puts x-highlight-request's session on the server span; another vendor
+    reads only x-session-id."""
+    chosen = settings.model_copy(update={"session_replay": vendor})
+    app = create_app(chosen, telemetry_options=telemetry_capture.options())
+    telemetry_capture.attach(app)
+    with TestClient(app) as client:
+        chat(client, **{"x-highlight-request": "sess123/req456", "x-session-id": "tab-0123456789"})
     server = telemetry_capture.span(kind=SpanKind.SERVER)
-    assert server.attributes["highlight.session_id"] == "sess123"
-    assert server.attributes["highlight.trace_id"] == "req456"
-    assert server.attributes["session.id"] == "sess123"
+    replay_keys = ("highlight.session_id", "highlight.trace_id", "session.id")
+    assert {key: server.attributes[key] for key in replay_keys if key in server.attributes} == expected
 
 
 def test_resource_names_the_service(client: TestClient, telemetry_capture: TelemetryCapture) -> None:

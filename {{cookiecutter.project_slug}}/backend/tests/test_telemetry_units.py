@@ -17,7 +17,7 @@ from app.telemetry.config import SettingsError, TelemetrySettings
 from app.telemetry.llm import PriceTable
 from app.telemetry.logs import JsonFormatter
 from app.telemetry.loki import LokiHandler, LokiPusher
-from app.telemetry.replay import session_attributes
+from app.telemetry.replay import DEFAULT_VENDOR, VENDORS, session_attributes
 from app.telemetry.scrubbing import REDACTED, scrub_text
 
 
@@ -38,26 +38,52 @@ def test_scrub_text_redacts_only_secret_parameters(text: str, expected: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("headers", "expected"),
+    ("vendor", "headers", "expected"),
     [
         (
+            "highlight",
             [(b"x-highlight-request", b"s1/r1")],
             {"highlight.session_id": "s1", "highlight.trace_id": "r1", "session.id": "s1"},
         ),
-        ([(b"x-session-id", b"abc")], {"session.id": "abc"}),
+        ("builtin", [(b"x-session-id", b"abc")], {"session.id": "abc"}),
+        ("highlight", [(b"x-session-id", b"abc")], {"session.id": "abc"}),
         (
+            "sentry",
             [(b"baggage", b"sentry-trace_id=1,sentry-replay_id=rep9")],
             {"sentry.replay_id": "rep9", "session.id": "rep9"},
         ),
-        ([(b"x-highlight-request", b"/")], {}),
-        ([(b"x-session-id", b"x" * 500)], {}),
-        ([], {}),
+        ("none", [(b"x-highlight-request", b"s1/r1"), (b"baggage", b"sentry-replay_id=rep9")], {}),
+        ("sentry", [(b"x-highlight-request", b"s1/r1")], {}),
+        ("highlight", [(b"x-highlight-request", b"/")], {}),
+        ("builtin", [(b"x-session-id", b"x" * 500)], {}),
+        ("builtin", [], {}),
     ],
-    ids=["highlight", "own-header", "sentry-baggage", "empty-highlight", "too-long", "none"],
+    ids=[
+        "highlight",
+        "own-header",
+        "own-header-before-the-vendor-has-a-session",
+        "sentry-baggage",
+        "other-vendors-headers-unread",
+        "highlight-header-unread-under-sentry",
+        "empty-highlight",
+        "too-long",
+        "none",
+    ],
 )
-def test_session_attributes_from_replay_headers(headers, expected) -> None:
-    """It reads the replay session from each vendor's header and ignores junk."""
-    assert session_attributes(headers) == expected
+def test_session_attributes_from_replay_headers(vendor, headers, expected) -> None:
+    """It reads the session from the chosen vendor's header or x-session-id, and ignores the rest and junk."""
+    assert session_attributes(headers, vendor) == expected
+
+
+def test_session_replay_names_the_valid_vendors_when_wrong() -> None:
+    """SESSION_REPLAY=<unknown> fails the settings in one line that names every vendor of the registry."""
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"SESSION_REPLAY": "fullstory"})
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("SESSION_REPLAY='fullstory'")
+    assert all(f"'{name}'" in message for name in VENDORS)
+    assert Settings.from_env({"SESSION_REPLAY": "sentry"}).session_replay == "sentry"
+    assert Settings.from_env({}).session_replay == DEFAULT_VENDOR
 
 
 def test_unknown_model_has_no_cost_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:

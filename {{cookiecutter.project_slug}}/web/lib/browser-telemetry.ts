@@ -8,7 +8,8 @@
  *      server's environment at request time): no request to wait for;
  *   2. tracing (lib/otel-web.ts), registered as the global provider and propagator, with the
  *      page's errors (lib/browser-errors.ts) and Core Web Vitals (lib/vitals.ts);
- *   3. once the page has loaded, the replay vendor's chunk (lib/observability.ts), after tracing,
+ *   3. once the page has loaded, the chunk of the replay vendor the settings name (SESSION_REPLAY,
+ *      lib/observability.ts), after tracing,
  *      so a vendor bringing its own OpenTelemetry finds ours in place and cannot replace it.
  *      Until it runs, spans and API requests carry the tab's session id (lib/replay/none.ts):
  *      the very id the "none" and "builtin" vendors go on with.
@@ -88,7 +89,7 @@ function afterLoad(): Promise<void> {
 }
 
 async function startReplay(config: TelemetryConfig, origin: string, tracing: BrowserTracing): Promise<ReplaySession> {
-  const vendor = await loadReplayVendor();
+  const vendor = await loadReplayVendor(config.replayVendor);
   tracing.ignore(vendor.ownUrls(config.replay));
   const session = vendor.start(config.replay, {
     serviceName: config.serviceName,

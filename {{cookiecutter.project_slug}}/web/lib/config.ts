@@ -14,3 +14,5 @@ export const DEPLOYMENT_ENVIRONMENT = "{{ cookiecutter.deployment_environment }}
 export const TRACE_SAMPLE_RATIO = "{{ cookiecutter.trace_sample_ratio }}";
 /** Highlight project (HIGHLIGHT_PROJECT_ID overrides it); used when lib/observability.ts picks Highlight. */
 export const HIGHLIGHT_PROJECT_ID = "{{ cookiecutter.highlight_project_id }}";
+/** Session replay vendor, a key of lib/observability.ts's REPLAY_VENDORS (SESSION_REPLAY overrides it). */
+export const SESSION_REPLAY = "{{ cookiecutter.session_replay }}";

@@ -3,14 +3,14 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { getClient } from "@sentry/browser";
-import { loadReplayVendor, REPLAY_VENDOR } from "./observability";
+import { SESSION_REPLAY } from "./config";
+import { isReplayVendorName, loadReplayVendor, REPLAY_VENDOR_NAMES } from "./observability";
 import { highlightSession } from "./replay/highlight";
 import { tabSession } from "./replay/none";
 import { sentrySession } from "./replay/sentry";
 import type { ReplayConfig, ReplayContext, ReplaySession, ReplayVendorName } from "./replay/types";
 import { sessionAttributes } from "./server/session";
 
-const VENDORS: ReplayVendorName[] = ["none", "highlight", "sentry", "builtin"];
 const UNCONFIGURED: ReplayConfig = {
   highlight: { projectId: "", backendUrl: "", otlpEndpoint: "" },
   sentry: { dsn: "" },
@@ -24,7 +24,7 @@ const CONTEXT: ReplayContext = {
 const BACKEND_REPLAY = new URL("../../backend/app/telemetry/replay.py", import.meta.url);
 
 describe("the replay-provider switch", () => {
-  for (const name of VENDORS) {
+  for (const name of REPLAY_VENDOR_NAMES) {
     test(`"${name}" loads the ${name} vendor`, async () => {
       assert.equal((await loadReplayVendor(name)).name, name);
     });
@@ -34,9 +34,14 @@ describe("the replay-provider switch", () => {
     await assert.rejects(loadReplayVendor("fullstory" as ReplayVendorName), /unknown session replay vendor/);
   });
 
-  test("the chosen vendor is the one the backend's replay.py names", { skip: !existsSync(BACKEND_REPLAY) }, () => {
-    const provider = /^PROVIDER = "([a-z]+)"$/m.exec(readFileSync(BACKEND_REPLAY, "utf8"));
-    assert.equal(REPLAY_VENDOR, provider?.[1]);
+  test("the rendered default is a registered vendor", () => {
+    assert.ok(isReplayVendorName(SESSION_REPLAY), SESSION_REPLAY);
+  });
+
+  test("the registry names the same vendors as the backend's VENDORS", { skip: !existsSync(BACKEND_REPLAY) }, () => {
+    const registry = /^VENDORS: .*?= \{\n(.*?)^\}/ms.exec(readFileSync(BACKEND_REPLAY, "utf8"))?.[1] ?? "";
+    const backend = [...registry.matchAll(/^ {4}"([a-z]+)":/gm)].map((match) => match[1]);
+    assert.deepEqual([...backend].sort(), [...REPLAY_VENDOR_NAMES].sort());
   });
 
   test("a vendor without its project id or DSN starts nothing", async () => {

@@ -1,5 +1,5 @@
 // Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
-import type { ReplayConfig } from "./replay/types";
+import type { ReplayConfig, ReplayVendorName } from "./replay/types";
 
 /** Same-origin path the browser exports OTLP/JSON to; app/otel/v1/traces forwards it to the collector. */
 export const TRACES_PATH = "/otel/v1/traces";
@@ -27,6 +27,8 @@ export interface TelemetryConfig {
   sampleRatio: number;
   tracesPath: string;
   apiPath: string;
+  /** SESSION_REPLAY: the replay vendor the browser starts (lib/observability.ts). */
+  replayVendor: ReplayVendorName;
   replay: ReplayConfig;
 }
 

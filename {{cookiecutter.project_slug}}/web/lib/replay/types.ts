@@ -1,7 +1,9 @@
 // Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import type { Attributes } from "@opentelemetry/api";
+import type { ReplayVendorName } from "../observability";
 
-export type ReplayVendorName = "none" | "highlight" | "sentry" | "builtin";
+/** The registry's vendor names (lib/observability.ts): the one list of them in the web app. */
+export type { ReplayVendorName };
 
 /** Vendor settings, from the server's environment (lib/server/env.ts). Empty strings mean unset. */
 export interface ReplayConfig {

@@ -1,7 +1,8 @@
 // Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SERVICE_NAME } from "../config";
+import { SERVICE_NAME, SESSION_REPLAY } from "../config";
+import { REPLAY_VENDOR_NAMES } from "../observability";
 import {
   apiBaseUrl,
   apiMaxBodyBytes,
@@ -11,6 +12,7 @@ import {
   otlpSignalUrl,
   otlpTracesUrl,
   replayMaxSessionBytes,
+  replayVendor,
   replaySampleRate,
   sampleRatio,
   telemetryConfig,
@@ -117,4 +119,22 @@ test("the body and OTLP limits are positive integers, with defaults for anything
   });
   assert.equal(otlpLimits({ OTLP_RATE_LIMIT: "7", OTLP_MAX_ITEMS: "1.5" }).ratePerMinute, 7);
   assert.equal(otlpLimits({ OTLP_MAX_ITEMS: "1.5" }).maxItems, 1000);
+});
+
+test("SESSION_REPLAY picks the replay vendor at run time; unset, the rendered answer", () => {
+  assert.equal(replayVendor({}), SESSION_REPLAY);
+  assert.equal(replayVendor({ SESSION_REPLAY: " " }), SESSION_REPLAY);
+  for (const name of REPLAY_VENDOR_NAMES) {
+    assert.equal(replayVendor({ SESSION_REPLAY: name }), name);
+    assert.equal(telemetryConfig({ SESSION_REPLAY: name }).replayVendor, name);
+  }
+});
+
+test("a SESSION_REPLAY that names no vendor is one clear error naming the valid ones", () => {
+  for (const bad of ["fullstory", "Builtin", "constructor", "__proto__"]) {
+    assert.throws(
+      () => telemetryConfig({ SESSION_REPLAY: bad }),
+      { message: `SESSION_REPLAY=${JSON.stringify(bad)}: must be one of ${REPLAY_VENDOR_NAMES.join(", ")}` },
+    );
+  }
 });

@@ -12,6 +12,8 @@
  *   OTEL_TRACES_SAMPLER_ARG             share of new traces kept, 0 to 1
  *   OTEL_SDK_DISABLED                   "true": no tracing anywhere, no replay
  *   DEPLOYMENT_ENVIRONMENT              deployment.environment.name
+ *   SESSION_REPLAY                      the replay vendor: none, highlight, sentry or builtin (lib/observability.ts);
+ *                                       default: the project's rendered answer. A bad value stops start-up.
  *   HIGHLIGHT_PROJECT_ID, HIGHLIGHT_BACKEND_URL, HIGHLIGHT_OTLP_ENDPOINT, SENTRY_DSN
  *                                       session replay (lib/observability.ts)
  *   REPLAY_SAMPLE_RATE                  built-in replay: share of sessions recorded, 0 to 1 (default 1)
@@ -29,8 +31,10 @@ import {
   HIGHLIGHT_PROJECT_ID,
   SERVICE_NAME,
   SERVICE_NAMESPACE,
+  SESSION_REPLAY,
   TRACE_SAMPLE_RATIO,
 } from "../config";
+import { isReplayVendorName, REPLAY_VENDOR_NAMES, type ReplayVendorName } from "../observability";
 import { API_PATH, type TelemetryConfig, TRACES_PATH } from "../telemetry-config";
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -96,6 +100,13 @@ export function deploymentEnvironment(env: Env): string {
 export function sampleRatio(env: Env): number {
   const ratio = Number(setting(env, "OTEL_TRACES_SAMPLER_ARG") ?? TRACE_SAMPLE_RATIO);
   return Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 1;
+}
+
+/** SESSION_REPLAY (default: the rendered answer); anything but a registered vendor's name throws. */
+export function replayVendor(env: Env): ReplayVendorName {
+  const name = setting(env, "SESSION_REPLAY") ?? SESSION_REPLAY;
+  if (isReplayVendorName(name)) return name;
+  throw new Error(`SESSION_REPLAY=${JSON.stringify(name)}: must be one of ${REPLAY_VENDOR_NAMES.join(", ")}`);
 }
 
 /** REPLAY_SAMPLE_RATE as a share of sessions recorded in [0, 1]; unset or unreadable: 1, every session. */
@@ -171,6 +182,7 @@ export function telemetryConfig(env: Env): TelemetryConfig {
     sampleRatio: sampleRatio(env),
     tracesPath: TRACES_PATH,
     apiPath: API_PATH,
+    replayVendor: replayVendor(env),
     replay: {
       highlight: {
         projectId: setting(env, "HIGHLIGHT_PROJECT_ID") ?? HIGHLIGHT_PROJECT_ID,
