@@ -82,7 +82,7 @@ describe("every vendor's session reaches the backend as session.id", () => {
     test(`${name}: its header, read as the backend reads it, names the span's session`, () => {
       const headers = session.headers("00f067aa0ba902b7");
       assert.deepEqual(Object.keys(headers), [header]);
-      const parsed = sessionAttributes((key) => headers[key]);
+      const parsed = sessionAttributes((key) => headers[key], name as ReplayVendorName);
       assert.equal(parsed["session.id"], session.id());
       assert.equal(session.spanAttributes()["session.id"], session.id());
       if (vendorKey) assert.equal(session.spanAttributes()[vendorKey], session.id());
