@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import subprocess
 import threading
 import time
@@ -312,8 +313,12 @@ def test_a_client_past_the_rate_limit_gets_429(stack: WebStack, client: httpx.Cl
 def test_a_200_mb_chunked_upload_to_the_api_is_refused_while_it_streams(
     stack: WebStack, client: httpx.Client
 ) -> None:
-    """200 MB chunked to /api/*: 413 with its reason from the proxy, the web process grows < 100 MB."""
-    headers = {"content-type": "application/json"}
+    """200 MB chunked to /api/*: 413 with its reason from the proxy, the web process grows < 100 MB.
+
+    The upload is one the backend takes (a well-formed write secret, its chunk limit above the
+    proxy's), so the proxy's own limit is what refuses it; a backend that refuses first answers
+    itself (test_the_backends_early_413_reaches_the_client_through_the_proxy)."""
+    headers = {"content-type": "application/json", "x-replay-write-secret": secrets.token_urlsafe(32)}
     with RssWatch(stack.web.process.pid) as rss:
         response = client.post("/api/replay/s-attack-12345678", content=lazy_body(200 * MIB), headers=headers)
     assert response.status_code == 413, response.text
