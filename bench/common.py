@@ -157,3 +157,11 @@ def stub_llm(project: Project) -> Iterator[str]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """25th and 75th percentile (the middle half of the rounds)."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    low, _, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, high

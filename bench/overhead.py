@@ -74,8 +74,10 @@ def variants(project: Project, endpoint: str, ratio: str, loki_url: str) -> dict
     }
 
 
-def run(project: Project, rounds: int, requests: int, ratio: str = "1.0") -> list[dict]:
-    """Rows: route, variant, req/s, p50, p99, CPU ms/req, failures (medians over rounds)."""
+def run(project: Project, rounds: int, requests: dict[str, int], ratio: str = "1.0") -> list[dict]:
+    """Rows: route, variant, req/s, p50, p99, CPU ms/req, failures (medians over rounds), and each
+    round's req/s and CPU ms/req (`round_rps`, `round_cpu_ms`, in round order: round i of every
+    variant ran back to back, so comparisons pair them). `requests`: per round, by route."""
     with ExitStack() as stack:
         receiver = stack.enter_context(OtlpReceiver())
         loki = stack.enter_context(LokiReceiver())
@@ -90,7 +92,7 @@ def run(project: Project, rounds: int, requests: int, ratio: str = "1.0") -> lis
         for _ in range(rounds):
             for route in ("chat", "bare"):
                 for name, backend in booted.items():
-                    samples.setdefault((route, name), []).append(drive(backend, route, requests))
+                    samples.setdefault((route, name), []).append(drive(backend, route, requests[route]))
         assert not receiver.errors, receiver.errors[:3]
         assert loki.entries(), "variant (e) pushed nothing to Loki"
     rows = []
@@ -105,6 +107,8 @@ def run(project: Project, rounds: int, requests: int, ratio: str = "1.0") -> lis
                 "p99_ms": median([load.pct(0.99) for load in loads]),
                 "cpu_ms": median([load.cpu_ms_per_request for load in loads]),
                 "failed": sum(load.failed for load in loads),
+                "round_rps": [load.rps for load in loads],
+                "round_cpu_ms": [load.cpu_ms_per_request for load in loads],
             }
         )
     return rows

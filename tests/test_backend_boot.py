@@ -174,6 +174,19 @@ def test_http_server_duration_metric_arrived(boot: BootRun) -> None:
     assert {m.name for m in boot.metrics} >= {"gen_ai.client.token.usage", "gen_ai.client.operation.duration"}
 
 
+def test_instruments_nothing_reads_are_not_exported(boot: BootRun) -> None:
+    """Active requests, body sizes and the httpx client duration (read by no dashboard or alert)
+    never reach the collector; the request duration does."""
+    names = {m.name for m in boot.metrics}
+    unread = {
+        "http.server.active_requests",
+        "http.server.request.body.size",
+        "http.server.response.body.size",
+        "http.client.request.duration",
+    }
+    assert "http.server.request.duration" in names and not names & unread, sorted(names)
+
+
 def test_loki_gets_the_line_with_trace_id_in_it_and_not_as_a_label(boot: BootRun) -> None:
     """LOKI_URL: the JSON line carries trace_id; labels are only service, env and level."""
     stored = [e for e in boot.loki if '"chat reply stored"' in e.line]

@@ -144,6 +144,24 @@ def test_http_server_duration_metric_is_recorded(client: TestClient, telemetry_c
     assert telemetry_capture.metric_points("gen_ai.client.token.usage")
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "http.server.active_requests",
+        "http.server.request.body.size",
+        "http.server.response.body.size",
+        "http.client.request.duration",
+    ],
+)
+def test_instruments_nothing_reads_record_nothing(
+    client: TestClient, telemetry_capture: TelemetryCapture, name: str
+) -> None:
+    """The HTTP instrumentations' instruments that no dashboard or alert reads record no points."""
+    chat(client)
+    assert telemetry_capture.metric_points("http.server.request.duration")
+    assert telemetry_capture.metric_points(name) == []
+
+
 def test_health_checks_are_not_traced(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
     """Probes would drown the traces: /healthz makes no span."""
     client.get("/healthz")

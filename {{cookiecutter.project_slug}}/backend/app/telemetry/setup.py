@@ -30,7 +30,7 @@ from . import console, logs, propagation, traces
 from .config import OTEL_SEMCONV_STABILITY_OPT_IN, TelemetrySettings
 from .exporters import OtlpExporters
 from .llm import LLMTelemetry
-from .metrics import build_meter_provider
+from .metrics import InstrumentationMeterProvider, build_meter_provider
 from .resource import build_resource
 
 _internal = logging.getLogger("app.telemetry")
@@ -125,8 +125,9 @@ def init_telemetry(
         metrics.set_meter_provider(meter_provider)
         _logs.set_logger_provider(logger_provider)
 
-    traces.instrument_fastapi(app, settings, tracer_provider, meter_provider)
-    traces.instrument_httpx(tracer_provider, meter_provider)
+    instrumentation_meters = InstrumentationMeterProvider(meter_provider)
+    traces.instrument_fastapi(app, settings, tracer_provider, instrumentation_meters)
+    traces.instrument_httpx(tracer_provider, instrumentation_meters)
     if engine is not None:
         traces.instrument_sqlalchemy(engine, tracer_provider)
 
