@@ -5,7 +5,8 @@ run, and (c=) at equal coverage (the same signals as (b): FastAPI, httpx and SQL
 metrics, OTLP logs with trace correlation, one stdout JSON line per record, GenAI spans and cost);
 (d) the floor: (b) creating every span, metric point and log record but exporting nothing
 (bench/floor_app.py); (e) (b) plus the direct-to-Loki push (LOKI_URL).
-All variants run at once and are driven in interleaved rounds (a b c c= d e a ...); medians over rounds.
+All variants run at once and are driven in interleaved rounds, the order turned by one each round
+(a b c c= d e, b c c= d e a, ...); medians over rounds, targets from per-round pairs.
 """
 
 from __future__ import annotations
@@ -89,10 +90,15 @@ def run(project: Project, rounds: int, requests: dict[str, int], ratio: str = "1
             for route in ("chat", "bare"):
                 drive(backend, route, 200)
         samples: dict[tuple[str, str], list] = {}
-        for _ in range(rounds):
+        names = list(booted)
+        for round_ in range(rounds):
+            # The order turns by one each round: a variant's exports arrive (and are decoded by
+            # this process's receiver) while the next one is driven, so a fixed order would always
+            # hand the same variant the heaviest predecessor's leftovers ((c=) before (d)).
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for route in ("chat", "bare"):
-                for name, backend in booted.items():
-                    samples.setdefault((route, name), []).append(drive(backend, route, requests[route]))
+                for name in order:
+                    samples.setdefault((route, name), []).append(drive(booted[name], route, requests[route]))
         assert not receiver.errors, receiver.errors[:3]
         assert loki.entries(), "variant (e) pushed nothing to Loki"
     rows = []
