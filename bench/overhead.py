@@ -77,8 +77,8 @@ def variants(project: Project, endpoint: str, ratio: str, loki_url: str) -> dict
 
 def run(project: Project, rounds: int, requests: dict[str, int], ratio: str = "1.0") -> list[dict]:
     """Rows: route, variant, req/s, p50, p99, CPU ms/req, failures (medians over rounds), and each
-    round's req/s and CPU ms/req (`round_rps`, `round_cpu_ms`, in round order: round i of every
-    variant ran back to back, so comparisons pair them). `requests`: per round, by route."""
+    round's req/s and CPU ms/req (`round_rps`, `round_cpu_ms`, in round order: each round drives
+    every variant once, so comparisons pair round i with round i). `requests`: per round, by route."""
     with ExitStack() as stack:
         receiver = stack.enter_context(OtlpReceiver())
         loki = stack.enter_context(LokiReceiver())

@@ -68,16 +68,11 @@ def targets(
         return "MISSED"
 
     def paired(route: str, sampling: str, variant: str, base: str, how: str) -> list[float]:
-        """Per round: `variant` against `base` from the same round (they ran back to back)."""
+        """Per round: `variant` against `base` driven in the same round (minutes apart at most)."""
         x, y = row(route, variant, sampling), row(route, base, sampling)
         if how == "cpu":
             return [b - a for b, a in zip(x["round_cpu_ms"], y["round_cpu_ms"], strict=True)]
         return [b / a for b, a in zip(x["round_rps"], y["round_rps"], strict=True)]
-
-    def spread(values: list[float], fmt: str) -> str:
-        """The rounds' middle half (25th-75th percentile)."""
-        low, high = quartiles(values)
-        return f"rounds {format(low, fmt)} to {format(high, fmt)}"
 
     def overhead_target(
         target: str,
@@ -93,12 +88,13 @@ def targets(
         def meets(value: float) -> bool:
             return value <= limit if lower_is_better else value >= limit
 
-        low, high = quartiles(values)
+        low, high = quartiles(values)  # the rounds' middle half
+        spread = f"rounds {format(low, fmt)} to {format(high, fmt)}"
         on_the_line = "; the target is inside the rounds' middle half" if low <= limit <= high else ""
         shown, floor_shown = format(measured, fmt) + unit, format(floor_measured, fmt) + unit
         return {
             "target": target,
-            "measured": f"{shown} ({spread(values, fmt)}{on_the_line}; floor (d): {floor_shown})",
+            "measured": f"{shown} ({spread}{on_the_line}; floor (d): {floor_shown})",
             "verdict": verdict(
                 meets(measured),
                 meets(floor_measured),
@@ -183,7 +179,7 @@ def targets(
 
 def floor_distance(overhead_rows: list[dict]) -> list[dict]:
     """CPU ms per request each variant adds to (a), and (b) above the floor (d), per route and
-    sampling: medians of the per-round differences (round i of every variant ran back to back)."""
+    sampling: medians of the per-round differences (each round drives every variant once)."""
     cpu = {(r["route"], r["sampling"], r["variant"]): r["round_cpu_ms"] for r in overhead_rows}
     out = []
     for route, sampling in dict.fromkeys((r["route"], r["sampling"]) for r in overhead_rows):
