@@ -68,6 +68,14 @@ class Load:
     wall: float = 0.0
     cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    cpu_start: float = 0.0  # the server's CPU seconds when the drive began
+    cpu_after: float = 0.0  # of `cpu`, what the server spent after the last response (exports)
+    load_cpu: float = 0.0  # CPU seconds this process (the load generator) spent driving
+
+    @property
+    def load_busy(self) -> float:
+        """Share of one CPU the load generator used: near 1.0, it, not the server, set the pace."""
+        return self.load_cpu / self.wall if self.wall else 0.0
 
     @property
     def rps(self) -> float:
@@ -117,13 +125,56 @@ def drive(backend: Backend, route: str, requests: int, concurrency: int = 4) -> 
             load.failed += failed
 
     per_worker = requests // concurrency
-    cpu_before = cpu_seconds(backend.process.pid)
+    load.cpu_start = cpu_seconds(backend.process.pid)
+    load_cpu_before = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(worker, [per_worker] * concurrency, range(0, requests, per_worker)))
     load.wall = time.perf_counter() - started
-    load.cpu = cpu_seconds(backend.process.pid) - cpu_before
+    load.load_cpu = time.process_time() - load_cpu_before
+    load.cpu = cpu_seconds(backend.process.pid) - load.cpu_start
     return load
+
+
+class CoreSplit:
+    """One CPU for the servers, the others for everything else (load generator, stubs, receivers).
+
+    Unpinned on 2 cores, a server shared both CPUs with the load generator's threads, the LLM stub
+    and the receivers, and its throughput depended on which of them the scheduler ran beside it.
+    Pinned, the server being driven has its CPU to itself (the other servers there are idle, bar
+    their last exports), all of its threads included: its exports cost throughput, as they would
+    in a one-CPU pod. Enter it before starting any process: children inherit "the others"; then
+    `pin_server` each server. With one CPU there is nothing to split and it does nothing.
+    """
+
+    def __init__(self, active: bool = True) -> None:
+        self._before = os.sched_getaffinity(0)
+        cpus = sorted(self._before)
+        self.active = active and len(cpus) >= 2
+        self.server_cpus = {cpus[0]}
+        self.other_cpus = set(cpus[1:]) if self.active else set(cpus)
+
+    def describe(self) -> str:
+        if not self.active:
+            return "nothing pinned"
+        others = ", ".join(map(str, sorted(self.other_cpus)))
+        server = min(self.server_cpus)
+        return f"each server pinned to CPU {server}; load generator, LLM stub, receivers on CPU {others}"
+
+    def __enter__(self) -> CoreSplit:
+        if self.active:
+            os.sched_setaffinity(0, self.other_cpus)  # this thread, and what it starts from now on
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.sched_setaffinity(0, self._before)
+
+    def pin_server(self, pid: int) -> None:
+        """Every thread the server has now; threads it starts later inherit from theirs."""
+        if not self.active:
+            return
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(tid), self.server_cpus)
 
 
 @contextmanager

@@ -6,19 +6,26 @@ metrics, OTLP logs with trace correlation, one stdout JSON line per record, GenA
 (d) the floor: (b) creating every span, metric point and log record but exporting nothing
 (bench/floor_app.py); (e) (b) plus the direct-to-Loki push (LOKI_URL).
 All variants run at once and are driven in interleaved rounds, the order turned by one each round
-(a b c c= d e, b c c= d e a, ...); medians over rounds, targets from per-round pairs.
+(a b c c= d e, b c c= d e a, ...); medians over rounds, targets from per-round pairs. A drive's CPU
+runs until the same server's next drive, so the exports it leaves behind count; the servers have one
+CPU to themselves (bench.common.CoreSplit) and the receivers decode in their own process
+(bench/sinks.py).
 """
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import Project, backends, drive, median, stub_llm
-from tests.support.loki_receiver import LokiReceiver
-from tests.support.otlp_receiver import OtlpReceiver
+from bench.common import CoreSplit, Load, Project, backends, cpu_seconds, drive, median, stub_llm
+from bench.sinks import sinks as bench_sinks
 
 BENCH_DIR = Path(__file__).resolve().parent
+ROUTE_ORDER = ("chat", "bare")
+# The SDK's batch span processor sends a partial batch after 5 s (OTEL_BSP_SCHEDULE_DELAY): wait
+# that long after a route's last drive, so its exports are charged to it.
+TAIL_SECONDS = 5.5
 
 DISABLED = "a disabled"
 SCAFFOLD = "b scaffold"
@@ -75,32 +82,51 @@ def variants(project: Project, endpoint: str, ratio: str, loki_url: str) -> dict
     }
 
 
-def run(project: Project, rounds: int, requests: dict[str, int], ratio: str = "1.0") -> list[dict]:
-    """Rows: route, variant, req/s, p50, p99, CPU ms/req, failures (medians over rounds), and each
-    round's req/s and CPU ms/req (`round_rps`, `round_cpu_ms`, in round order: each round drives
-    every variant once, so comparisons pair round i with round i). `requests`: per round, by route."""
+def _charge_until_next_drive(loads: list[Load], cpu_now: float) -> None:
+    """A drive's CPU becomes the server's CPU from its start to the start of the same server's next
+    drive (the last: to `cpu_now`): the batches it left behind are exported after its last
+    response, while other variants are driven, and that CPU is part of its cost per request."""
+    ends = [load.cpu_start for load in loads[1:]] + [cpu_now]
+    for load, end in zip(loads, ends, strict=True):
+        load.cpu_after = end - load.cpu_start - load.cpu
+        load.cpu = end - load.cpu_start
+
+
+def run(
+    project: Project, rounds: int, requests: dict[str, int], ratio: str = "1.0", *, pin: bool = True
+) -> list[dict]:
+    """Rows: route, variant, req/s, p50, p99, CPU ms/req (exports included), of which after the
+    drive, load generator CPU, failures (medians over rounds), and each round's req/s and CPU
+    ms/req (`round_rps`, `round_cpu_ms`, in round order: each round drives every variant once, so
+    comparisons pair round i with round i). `requests`: per round, by route."""
     with ExitStack() as stack:
-        receiver = stack.enter_context(OtlpReceiver())
-        loki = stack.enter_context(LokiReceiver())
+        split = stack.enter_context(CoreSplit(active=pin))
+        sinks = stack.enter_context(bench_sinks())
         llm_url = stack.enter_context(stub_llm(project))
         booted = stack.enter_context(
-            backends(project, variants(project, receiver.endpoint, ratio, loki.url), llm_url)
+            backends(project, variants(project, sinks.otlp_endpoint, ratio, sinks.loki_url), llm_url)
         )
         for backend in booted.values():
-            for route in ("chat", "bare"):
+            split.pin_server(backend.process.pid)
+            for route in ROUTE_ORDER:
                 drive(backend, route, 200)
-        samples: dict[tuple[str, str], list] = {}
+        time.sleep(TAIL_SECONDS)  # the warm-up's last exports land before the first round
+        samples: dict[tuple[str, str], list[Load]] = {}
         names = list(booted)
-        for round_ in range(rounds):
-            # The order turns by one each round: a variant's exports arrive (and are decoded by
-            # this process's receiver) while the next one is driven, so a fixed order would always
-            # hand the same variant the heaviest predecessor's leftovers ((c=) before (d)).
-            order = names[round_ % len(names) :] + names[: round_ % len(names)]
-            for route in ("chat", "bare"):
+        # One route's rounds, then the other's: a server's CPU between two of its drives is then
+        # that route's alone.
+        for route in ROUTE_ORDER:
+            for round_ in range(rounds):
+                # The order turns by one each round, so no variant always follows the same one
+                # (whose last exports run while it is driven).
+                order = names[round_ % len(names) :] + names[: round_ % len(names)]
                 for name in order:
                     samples.setdefault((route, name), []).append(drive(booted[name], route, requests[route]))
-        assert not receiver.errors, receiver.errors[:3]
-        assert loki.entries(), "variant (e) pushed nothing to Loki"
+            time.sleep(TAIL_SECONDS)
+            for name, backend in booted.items():
+                _charge_until_next_drive(samples[(route, name)], cpu_seconds(backend.process.pid))
+    assert not sinks.errors, sinks.errors[:3]
+    assert sinks.loki_entries, "variant (e) pushed nothing to Loki"
     rows = []
     for (route, name), loads in samples.items():
         rows.append(
@@ -108,10 +134,13 @@ def run(project: Project, rounds: int, requests: dict[str, int], ratio: str = "1
                 "route": route,
                 "variant": name,
                 "sampling": ratio,
+                "pinned": split.describe(),
                 "rps": median([load.rps for load in loads]),
                 "p50_ms": median([load.pct(0.50) for load in loads]),
                 "p99_ms": median([load.pct(0.99) for load in loads]),
                 "cpu_ms": median([load.cpu_ms_per_request for load in loads]),
+                "cpu_after_ms": median([load.cpu_after / (load.ok + load.failed) * 1e3 for load in loads]),
+                "load_busy": median([load.load_busy for load in loads]),
                 "failed": sum(load.failed for load in loads),
                 "round_rps": [load.rps for load in loads],
                 "round_cpu_ms": [load.cpu_ms_per_request for load in loads],
