@@ -93,12 +93,18 @@ def _charge_until_next_drive(loads: list[Load], cpu_now: float) -> None:
 
 
 def run(
-    project: Project, rounds: int, requests: dict[str, int], ratio: str = "1.0", *, pin: bool = True
+    project: Project,
+    rounds: int,
+    requests: dict[str, int],
+    ratio: str = "1.0",
+    *,
+    pin: bool = True,
+    routes: tuple[str, ...] = ROUTE_ORDER,
 ) -> list[dict]:
     """Rows: route, variant, req/s, p50, p99, CPU ms/req (exports included), of which after the
     drive, load generator CPU, failures (medians over rounds), and each round's req/s and CPU
     ms/req (`round_rps`, `round_cpu_ms`, in round order: each round drives every variant once, so
-    comparisons pair round i with round i). `requests`: per round, by route."""
+    comparisons pair round i with round i). `requests`: per round, by route; `routes`: which."""
     with ExitStack() as stack:
         split = stack.enter_context(CoreSplit(active=pin))
         sinks = stack.enter_context(bench_sinks())
@@ -108,14 +114,14 @@ def run(
         )
         for backend in booted.values():
             split.pin_server(backend.process.pid)
-            for route in ROUTE_ORDER:
+            for route in routes:
                 drive(backend, route, 200)
         time.sleep(TAIL_SECONDS)  # the warm-up's last exports land before the first round
         samples: dict[tuple[str, str], list[Load]] = {}
         names = list(booted)
         # One route's rounds, then the other's: a server's CPU between two of its drives is then
         # that route's alone.
-        for route in ROUTE_ORDER:
+        for route in routes:
             for round_ in range(rounds):
                 # The order turns by one each round, so no variant always follows the same one
                 # (whose last exports run while it is driven).
