@@ -5,11 +5,11 @@ run, and (c=) at equal coverage (the same signals as (b): FastAPI, httpx and SQL
 metrics, OTLP logs with trace correlation, one stdout JSON line per record, GenAI spans and cost);
 (d) the floor: (b) creating every span, metric point and log record but exporting nothing
 (bench/floor_app.py); (e) (b) plus the direct-to-Loki push (LOKI_URL).
-All variants run at once and are driven in interleaved rounds, the order turned by one each round
-(a b c c= d e, b c c= d e a, ...); medians over rounds, targets from per-round pairs. A drive's CPU
-runs until the same server's next drive, so the exports it leaves behind count; the servers have one
-CPU to themselves (bench.common.CoreSplit) and the receivers decode in their own process
-(bench/sinks.py).
+All variants (or the `only` ones: bench/run.py runs (a), (b), (d) at sampling 0.1) run at once and
+are driven in interleaved rounds, the order turned by one each round (a b c c= d e, b c c= d e a,
+...); medians over rounds, targets from per-round pairs. A drive's CPU runs until the same server's
+next drive, so the exports it leaves behind count; the servers have one CPU to themselves
+(bench.common.CoreSplit) and the receivers decode in their own process (bench/sinks.py).
 """
 
 from __future__ import annotations
@@ -100,18 +100,20 @@ def run(
     *,
     pin: bool = True,
     routes: tuple[str, ...] = ROUTE_ORDER,
+    only: tuple[str, ...] = (),
 ) -> list[dict]:
     """Rows: route, variant, req/s, p50, p99, CPU ms/req (exports included), of which after the
     drive, load generator CPU, failures (medians over rounds), and each round's req/s and CPU
     ms/req (`round_rps`, `round_cpu_ms`, in round order: each round drives every variant once, so
-    comparisons pair round i with round i). `requests`: per round, by route; `routes`: which."""
+    comparisons pair round i with round i). `requests`: per round, by route; `routes`: which;
+    `only`: these variants (default: all), so fewer per round and rounds closer in time."""
     with ExitStack() as stack:
         split = stack.enter_context(CoreSplit(active=pin))
         sinks = stack.enter_context(bench_sinks())
         llm_url = stack.enter_context(stub_llm(project))
-        booted = stack.enter_context(
-            backends(project, variants(project, sinks.otlp_endpoint, ratio, sinks.loki_url), llm_url)
-        )
+        wired = variants(project, sinks.otlp_endpoint, ratio, sinks.loki_url)
+        wired = {name: env for name, env in wired.items() if not only or name in only}
+        booted = stack.enter_context(backends(project, wired, llm_url))
         for backend in booted.values():
             split.pin_server(backend.process.pid)
             for route in routes:
@@ -132,7 +134,7 @@ def run(
             for name, backend in booted.items():
                 _charge_until_next_drive(samples[(route, name)], cpu_seconds(backend.process.pid))
     assert not sinks.errors, sinks.errors[:3]
-    assert sinks.loki_entries, "variant (e) pushed nothing to Loki"
+    assert LOKI not in booted or sinks.loki_entries, "variant (e) pushed nothing to Loki"
     rows = []
     for (route, name), loads in samples.items():
         rows.append(
