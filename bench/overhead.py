@@ -4,8 +4,9 @@
 run, and (c=) at equal coverage (the same signals as (b): FastAPI, httpx and SQLAlchemy spans,
 metrics, OTLP logs with trace correlation, one stdout JSON line per record, GenAI spans and cost);
 (d) the floor: (b) creating every span, metric point and log record but exporting nothing
-(bench/floor_app.py); (e) (b) plus the direct-to-Loki push (LOKI_URL).
-All variants (or the `only` ones: bench/run.py runs (a), (b), (d) at sampling 0.1) run at once and
+(bench/floor_app.py); (e) (b) plus the direct-to-Loki push (LOKI_URL); (a') a second, identical
+(a): what two runs of the same code differ by here, the yardstick for every other difference.
+All variants (or the `only` ones: bench/run.py runs (a), (b), (d), (a') at 0.1) run at once and
 are driven in interleaved rounds, the order turned by one each round (a b c c= d e, b c c= d e a,
 ...); medians over rounds, targets from per-round pairs. A drive's CPU runs until the same server's
 next drive, so the exports it leaves behind count; the servers have one CPU to themselves
@@ -33,6 +34,7 @@ AUTO = "c opentelemetry-instrument"
 AUTO_EQUAL = "c= opentelemetry-instrument, equal coverage"
 FLOOR = "d floor (exports nothing)"
 LOKI = "e scaffold + direct Loki"
+TWIN = "a' disabled, a second process"
 
 
 def _bench_app(project: Project, module: str) -> list[str]:
@@ -79,6 +81,7 @@ def variants(project: Project, endpoint: str, ratio: str, loki_url: str) -> dict
         AUTO_EQUAL: _auto_equal(project, endpoint, ratio),
         FLOOR: {**scaffold, "_command": _bench_app(project, "floor_app")},
         LOKI: {**scaffold, "LOKI_URL": loki_url},
+        TWIN: {"OTEL_SDK_DISABLED": "true"},
     }
 
 

@@ -202,9 +202,29 @@ def floor_distance(overhead_rows: list[dict]) -> list[dict]:
                 "loki": minus(overhead.LOKI, overhead.SCAFFOLD),
                 "auto_equal": minus(overhead.AUTO_EQUAL, a),
                 "auto": minus(overhead.AUTO, a),
+                "twin": minus(overhead.TWIN, a),
             }
         )
     return out
+
+
+def twin_yardstick(overhead_rows: list[dict]) -> str:
+    """How far two processes of the same code, (a') and (a), land apart in the same rounds: a
+    difference between variants of this size or less is this machine's noise, not the code."""
+    of = {(r["route"], r["sampling"], r["variant"]): r for r in overhead_rows}
+    parts = []
+    for route, sampling in dict.fromkeys((r["route"], r["sampling"]) for r in overhead_rows):
+        a, twin = of[(route, sampling, overhead.DISABLED)], of.get((route, sampling, overhead.TWIN))
+        if twin is None:
+            continue
+        rps = [x / y for x, y in zip(twin["round_rps"], a["round_rps"], strict=True)]
+        cpu = [x - y for x, y in zip(twin["round_cpu_ms"], a["round_cpu_ms"], strict=True)]
+        (rps_low, rps_high), (cpu_low, cpu_high) = quartiles(rps), quartiles(cpu)
+        parts.append(
+            f"{route} at {sampling}: {median(rps):.0%} of (a)'s throughput (rounds {rps_low:.0%} to "
+            f"{rps_high:.0%}), {median(cpu):+.2f} ms CPU (rounds {cpu_low:+.2f} to {cpu_high:+.2f})"
+        )
+    return "Yardstick, (a') against (a), the same code in two processes: " + "; ".join(parts) + "."
 
 
 def main() -> None:
@@ -234,9 +254,9 @@ def main() -> None:
 
     pin = not args.no_pin
     # At 0.1 only the variants its targets compare, twice the rounds: (b) and (d) sit within a few
-    # per cent of 90 %, so their verdicts need the tighter spread; with three variants instead of
-    # six a round is half as long and its pairs are driven closer in time.
-    at_tenth = (overhead.DISABLED, overhead.SCAFFOLD, overhead.FLOOR)
+    # per cent of 90 %, so their verdicts need the tighter spread; with four variants instead of
+    # seven a round is shorter and its pairs are driven closer in time.
+    at_tenth = (overhead.DISABLED, overhead.SCAFFOLD, overhead.FLOOR, overhead.TWIN)
     rows = overhead_rows = overhead.run(project, rounds, requests, "1.0", pin=pin) + overhead.run(
         project, 2 * rounds, requests, "0.1", pin=pin, only=at_tenth
     )
@@ -267,11 +287,12 @@ def main() -> None:
         ("loki", "Loki (e) - (b) ms", "+.2f"),
         ("auto_equal", "(c=) - (a) ms", "+.2f"),
         ("auto", "(c) - (a) ms", "+.2f"),
+        ("twin", "(a') - (a) ms: same code, two processes", "+.2f"),
     ]
     sections.append(
         (
             "1b. CPU per request added, and the scaffold's distance from the floor",
-            table(floor_distance(rows), columns),
+            twin_yardstick(rows) + "\n\n" + table(floor_distance(rows), columns),
         )
     )
 
@@ -396,7 +417,7 @@ def main() -> None:
     header = (
         f"# Performance\n\nMeasured {datetime.date.today()} on {machine()}, template commit "
         f"{commit.stdout.strip() or '?'}, with `python -m bench.run {how}` ({rounds} overhead rounds "
-        f"at sampling 1.0, {2 * rounds} of (a), (b) and (d) at 0.1).\n"
+        f"at sampling 1.0, {2 * rounds} of (a), (b), (d) and (a') at 0.1).\n"
     )
     text = header + "".join(f"\n## {title}\n\n{body}\n" for title, body in sections)
     analysis = ROOT / "bench" / "ANALYSIS.md"
