@@ -2,8 +2,8 @@
 
 Each fault runs beside a telemetry-disabled backend, driven interleaved for a sustained run; we
 report p50/p99 against the disabled run, failures, and RSS after every chunk of requests. The span
-and log queues (2,048 each) are full after the first chunk; what RSS still gains over the second
-half of the run is what would leak.
+and log queues (2,048 each) fill within the first ~1,000 chat requests (six spans and two log
+records each); what RSS still gains over the second half of a longer run is what would leak.
 
 .venv/bin/python -m bench.faults --chunks 20 --requests 1000   # the long run: does RSS level off?
 """

@@ -43,17 +43,24 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join([head, rule, *body])
 
 
+def paired(
+    overhead_rows: list[dict], route: str, sampling: str, variant: str, base: str, how: str
+) -> list[float]:
+    """Per round: `variant` against `base` driven in the same round (minutes apart at most), as a
+    CPU difference (`how="cpu"`, ms per request) or a throughput ratio (`how="rps"`)."""
+    x, y = (
+        next(r for r in overhead_rows if (r["route"], r["variant"], r["sampling"]) == (route, v, sampling))
+        for v in (variant, base)
+    )
+    if how == "cpu":
+        return [b - a for b, a in zip(x["round_cpu_ms"], y["round_cpu_ms"], strict=True)]
+    return [b / a for b, a in zip(x["round_rps"], y["round_rps"], strict=True)]
+
+
 def targets(
     overhead_rows: list[dict], fault_rows: list[dict], logging: dict, shutdown_rows: list[dict]
 ) -> list[dict]:
     """The issue's targets against what was measured: met, or missed by how much."""
-
-    def row(route: str, variant: str, sampling: str) -> dict:
-        return next(
-            r
-            for r in overhead_rows
-            if (r["route"], r["variant"], r["sampling"]) == (route, variant, sampling)
-        )
 
     def verdict(ok: bool, floor_ok: bool | None = None, floor: str = "", name: str = "floor (d)") -> str:
         """met / MISSED; a miss the floor misses too cannot be met by exporting less."""
@@ -62,13 +69,6 @@ def targets(
         if floor_ok is False:
             return f"MISSED, out of reach: {name} is {floor}"
         return "MISSED"
-
-    def paired(route: str, sampling: str, variant: str, base: str, how: str) -> list[float]:
-        """Per round: `variant` against `base` driven in the same round (minutes apart at most)."""
-        x, y = row(route, variant, sampling), row(route, base, sampling)
-        if how == "cpu":
-            return [b - a for b, a in zip(x["round_cpu_ms"], y["round_cpu_ms"], strict=True)]
-        return [b / a for b, a in zip(x["round_rps"], y["round_rps"], strict=True)]
 
     def overhead_target(
         target: str,
@@ -116,8 +116,8 @@ def targets(
     out = [
         overhead_target(
             f"{route}: {target}",
-            paired(route, sampling, overhead.SCAFFOLD, base, how),
-            paired(route, sampling, overhead.FLOOR, base, how),
+            paired(overhead_rows, route, sampling, overhead.SCAFFOLD, base, how),
+            paired(overhead_rows, route, sampling, overhead.FLOOR, base, how),
             limit,
             fmt,
             unit,
@@ -211,14 +211,10 @@ def floor_distance(overhead_rows: list[dict]) -> list[dict]:
 def twin_yardstick(overhead_rows: list[dict]) -> str:
     """How far two processes of the same code, (a') and (a), land apart in the same rounds: a
     difference between variants of this size or less is this machine's noise, not the code."""
-    of = {(r["route"], r["sampling"], r["variant"]): r for r in overhead_rows}
     parts = []
     for route, sampling in dict.fromkeys((r["route"], r["sampling"]) for r in overhead_rows):
-        a, twin = of[(route, sampling, overhead.DISABLED)], of.get((route, sampling, overhead.TWIN))
-        if twin is None:
-            continue
-        rps = [x / y for x, y in zip(twin["round_rps"], a["round_rps"], strict=True)]
-        cpu = [x - y for x, y in zip(twin["round_cpu_ms"], a["round_cpu_ms"], strict=True)]
+        rps = paired(overhead_rows, route, sampling, overhead.TWIN, overhead.DISABLED, "rps")
+        cpu = paired(overhead_rows, route, sampling, overhead.TWIN, overhead.DISABLED, "cpu")
         (rps_low, rps_high), (cpu_low, cpu_high) = quartiles(rps), quartiles(cpu)
         parts.append(
             f"{route} at {sampling}: {median(rps):.0%} of (a)'s throughput (rounds {rps_low:.0%} to "
@@ -311,9 +307,9 @@ def main() -> None:
         ("stop_s", "stop s", ".1f"),
     ]
     how_run = (
-        f"{chunks} chunks of {per_chunk} chat requests, RSS read after each; the span and log queues are "
-        "full after the first, so RSS gained in the second half is what would leak "
-        "(`python -m bench.faults` runs one fault for longer)."
+        f"{chunks} chunks of {per_chunk} chat requests, RSS read after each. The span queue is full after "
+        "~350 requests, the log queue after ~1,000 (2,048 records, two per request), so RSS gained in "
+        "the second half is what would leak (`python -m bench.faults` runs one fault for longer)."
     )
     sections.append(("2. Collector trouble", how_run + "\n\n" + table(rows, columns)))
 
