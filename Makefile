@@ -22,7 +22,7 @@ test: $(VENV)/.ready  ## The whole suite: installs missing system tools (apt), t
 	$(PY) -m tests.support.provision
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.ready  ## All benchmarks (bench/, ~45 minutes on 2 quiet cores): prints a table, writes docs/PERFORMANCE.md and .json
+bench: $(VENV)/.ready  ## All benchmarks (bench/, ~65 minutes on 2 quiet cores): prints a table, writes docs/PERFORMANCE.md and .json
 	$(PY) -m bench.run
 
 lint: $(VENV)/.ready

@@ -8,9 +8,13 @@ metrics, OTLP logs with trace correlation, one stdout JSON line per record, GenA
 (a): what two runs of the same code differ by here, the yardstick for every other difference.
 All variants (or the `only` ones: bench/run.py runs (a), (b), (d), (a') at 0.1) run at once and
 are driven in interleaved rounds, the order turned by one each round (a b c c= d e, b c c= d e a,
-...); medians over rounds, targets from per-round pairs. A drive's CPU runs until the same server's
-next drive, so the exports it leaves behind count; the servers have one CPU to themselves
-(bench.common.CoreSplit) and the receivers decode in their own process (bench/sinks.py).
+...); medians over rounds, targets from per-round pairs. Every round boots a fresh process of each
+variant: a process keeps its own speed for its whole life (two disabled processes kept 6-7 % apart
+over all 8 rounds of run 6), so one process per variant put that luck into the variant's median;
+a process per round turns it into round-to-round spread, which the median averages out. A drive's
+CPU runs until the same process's next drive (its last: until the round's tail ends), so the
+exports it leaves behind count; the servers have one CPU to themselves (bench.common.CoreSplit)
+and the receivers decode in their own process (bench/sinks.py).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ ROUTE_ORDER = ("chat", "bare")
 # The SDK's batch span processor sends a partial batch after 5 s (OTEL_BSP_SCHEDULE_DELAY): wait
 # that long after a route's last drive, so its exports are charged to it.
 TAIL_SECONDS = 5.5
+# Requests per route that a freshly booted process serves before it is measured: first calls
+# compile SQLAlchemy's statement cache, import lazily and fill the OpenTelemetry caches.
+WARM_UP = 100
 
 DISABLED = "a disabled"
 SCAFFOLD = "b scaffold"
@@ -86,13 +93,41 @@ def variants(project: Project, endpoint: str, ratio: str, loki_url: str) -> dict
 
 
 def _charge_until_next_drive(loads: list[Load], cpu_now: float) -> None:
-    """A drive's CPU becomes the server's CPU from its start to the start of the same server's next
-    drive (the last: to `cpu_now`): the batches it left behind are exported after its last
+    """A drive's CPU becomes the process's CPU from its start to the start of the same process's
+    next drive (the last: to `cpu_now`): the batches it left behind are exported after its last
     response, while other variants are driven, and that CPU is part of its cost per request."""
     ends = [load.cpu_start for load in loads[1:]] + [cpu_now]
     for load, end in zip(loads, ends, strict=True):
         load.cpu_after = end - load.cpu_start - load.cpu
         load.cpu = end - load.cpu_start
+
+
+def _one_round(
+    project: Project,
+    wired: dict[str, dict[str, str]],
+    llm_url: str,
+    split: CoreSplit,
+    routes: tuple[str, ...],
+    requests: dict[str, int],
+) -> dict[tuple[str, str], Load]:
+    """Boots a fresh process per variant (in `wired`'s order, which is also the drive order),
+    warms each up, drives every route once per process, then stops them all."""
+    out: dict[tuple[str, str], Load] = {}
+    with backends(project, wired, llm_url) as booted:
+        for backend in booted.values():
+            split.pin_server(backend.process.pid)
+            for route in routes:
+                drive(backend, route, WARM_UP)
+        time.sleep(TAIL_SECONDS)  # the warm-up's last exports land before the first drive
+        # One route, then the other: a process's CPU between two of its drives is one route's.
+        for route in routes:
+            for name, backend in booted.items():
+                out[(route, name)] = drive(backend, route, requests[route])
+            time.sleep(TAIL_SECONDS)
+        for name, backend in booted.items():
+            loads = [out[(route, name)] for route in routes]
+            _charge_until_next_drive(loads, cpu_seconds(backend.process.pid))
+    return out
 
 
 def run(
@@ -110,51 +145,44 @@ def run(
     ms/req (`round_rps`, `round_cpu_ms`, in round order: each round drives every variant once, so
     comparisons pair round i with round i). `requests`: per round, by route; `routes`: which;
     `only`: these variants (default: all), so fewer per round and rounds closer in time."""
+    samples: dict[tuple[str, str], list[Load]] = {}
     with ExitStack() as stack:
         split = stack.enter_context(CoreSplit(active=pin))
         sinks = stack.enter_context(bench_sinks())
         llm_url = stack.enter_context(stub_llm(project))
         wired = variants(project, sinks.otlp_endpoint, ratio, sinks.loki_url)
         wired = {name: env for name, env in wired.items() if not only or name in only}
-        booted = stack.enter_context(backends(project, wired, llm_url))
-        for backend in booted.values():
-            split.pin_server(backend.process.pid)
-            for route in routes:
-                drive(backend, route, 200)
-        time.sleep(TAIL_SECONDS)  # the warm-up's last exports land before the first round
-        samples: dict[tuple[str, str], list[Load]] = {}
-        names = list(booted)
-        # One route's rounds, then the other's: a server's CPU between two of its drives is then
-        # that route's alone.
-        for route in routes:
-            for round_ in range(rounds):
-                # The order turns by one each round, so no variant always follows the same one
-                # (whose last exports run while it is driven).
-                order = names[round_ % len(names) :] + names[: round_ % len(names)]
-                for name in order:
-                    samples.setdefault((route, name), []).append(drive(booted[name], route, requests[route]))
-            time.sleep(TAIL_SECONDS)
-            for name, backend in booted.items():
-                _charge_until_next_drive(samples[(route, name)], cpu_seconds(backend.process.pid))
+        names = list(wired)
+        for round_ in range(rounds):
+            # The order turns by one each round, so no variant always follows the same one
+            # (whose last exports run while it is driven) or always boots first.
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            in_order = {name: wired[name] for name in order}
+            for key, load in _one_round(project, in_order, llm_url, split, routes, requests).items():
+                samples.setdefault(key, []).append(load)
     assert not sinks.errors, sinks.errors[:3]
-    assert LOKI not in booted or sinks.loki_entries, "variant (e) pushed nothing to Loki"
+    assert LOKI not in wired or sinks.loki_entries, "variant (e) pushed nothing to Loki"
     rows = []
-    for (route, name), loads in samples.items():
-        rows.append(
-            {
-                "route": route,
-                "variant": name,
-                "sampling": ratio,
-                "pinned": split.describe(),
-                "rps": median([load.rps for load in loads]),
-                "p50_ms": median([load.pct(0.50) for load in loads]),
-                "p99_ms": median([load.pct(0.99) for load in loads]),
-                "cpu_ms": median([load.cpu_ms_per_request for load in loads]),
-                "cpu_after_ms": median([load.cpu_after / (load.ok + load.failed) * 1e3 for load in loads]),
-                "load_busy": median([load.load_busy for load in loads]),
-                "failed": sum(load.failed for load in loads),
-                "round_rps": [load.rps for load in loads],
-                "round_cpu_ms": [load.cpu_ms_per_request for load in loads],
-            }
-        )
+    for route in routes:
+        for name in names:
+            loads = samples[(route, name)]
+            per_request = [load.cpu_after / (load.ok + load.failed) * 1e3 for load in loads]
+            rows.append(
+                {
+                    "route": route,
+                    "variant": name,
+                    "sampling": ratio,
+                    "pinned": split.describe(),
+                    "processes": len(loads),
+                    "rps": median([load.rps for load in loads]),
+                    "p50_ms": median([load.pct(0.50) for load in loads]),
+                    "p99_ms": median([load.pct(0.99) for load in loads]),
+                    "cpu_ms": median([load.cpu_ms_per_request for load in loads]),
+                    "cpu_after_ms": median(per_request),
+                    "load_busy": median([load.load_busy for load in loads]),
+                    "failed": sum(load.failed for load in loads),
+                    "round_rps": [load.rps for load in loads],
+                    "round_cpu_ms": [load.cpu_ms_per_request for load in loads],
+                }
+            )
     return rows
