@@ -11,7 +11,8 @@ are driven in interleaved rounds, the order turned by one each round (a b c c= d
 ...); medians over rounds, targets from per-round pairs. Every round boots a fresh process of each
 variant: a process keeps its own speed for its whole life (two disabled processes kept 6-7 % apart
 over all 8 rounds of run 6), so one process per variant put that luck into the variant's median;
-a process per round turns it into round-to-round spread, which the median averages out. A drive's
+a process per round turns it into round-to-round spread that the median averages over 8 or 16
+processes (it does not narrow the spread: bench/ANALYSIS.md, fifth pass). A drive's
 CPU runs until the same process's next drive (its last: until the round's tail ends), so the
 exports it leaves behind count; the servers have one CPU to themselves (bench.common.CoreSplit)
 and the receivers decode in their own process (bench/sinks.py).

@@ -75,6 +75,7 @@ def targets(
         values: list[float],
         floor: list[float],
         twin: list[float],
+        how: str,
         limit: float,
         fmt: str,
         unit: str,
@@ -98,7 +99,7 @@ def targets(
         floor_spread = f"rounds {format(floor_low, fmt)} to {format(floor_high, fmt)}"
         floor_shown = f"{format(floor_measured, fmt)}{unit}, {floor_spread}"
         # The yardstick in the target's own terms: a CPU difference in ms, a ratio as a share of it.
-        if unit == " ms":
+        if how == "cpu":
             band, distance = abs(median(twin)), abs(measured - limit)
             band_shown = f"{band:.2f} ms"
         else:
@@ -128,6 +129,7 @@ def targets(
             paired(overhead_rows, route, sampling, overhead.SCAFFOLD, base, how),
             paired(overhead_rows, route, sampling, overhead.FLOOR, base, how),
             paired(overhead_rows, route, sampling, overhead.TWIN, a, how),
+            how,
             limit,
             fmt,
             unit,
