@@ -96,14 +96,25 @@ ROUTES = {
 }
 
 
-def drive(backend: Backend, route: str, requests: int, concurrency: int = 4) -> Load:
-    """`requests` requests over `concurrency` keep-alive connections, from this process."""
+def drive(
+    backend: Backend,
+    route: str,
+    requests: int,
+    concurrency: int = 4,
+    clients: list[httpx.Client] | None = None,
+) -> Load:
+    """`requests` requests over `concurrency` keep-alive connections, from this process.
+
+    `clients` (one per connection, `concurrency` of them) are kept open across drives, so a short
+    drive does not pay for connecting (bench/overhead.py drives in short slices)."""
     method, path, body = ROUTES[route]
     load, lock = Load(), threading.Lock()
 
-    def worker(count: int, offset: int) -> None:
+    def worker(count: int, offset: int, client: httpx.Client | None) -> None:
         latencies, ok, failed = [], 0, 0
-        with httpx.Client(base_url=backend.url, timeout=30) as client:
+        with ExitStack() as stack:
+            if client is None:
+                client = stack.enter_context(httpx.Client(base_url=backend.url, timeout=30))
             for i in range(count):
                 started = time.perf_counter()
                 try:
@@ -125,15 +136,30 @@ def drive(backend: Backend, route: str, requests: int, concurrency: int = 4) -> 
             load.failed += failed
 
     per_worker = requests // concurrency
+    connections = clients or [None] * concurrency
     load.cpu_start = cpu_seconds(backend.process.pid)
     load_cpu_before = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(worker, [per_worker] * concurrency, range(0, requests, per_worker)))
+        list(pool.map(worker, [per_worker] * concurrency, range(0, requests, per_worker), connections))
     load.wall = time.perf_counter() - started
     load.load_cpu = time.process_time() - load_cpu_before
     load.cpu = cpu_seconds(backend.process.pid) - load.cpu_start
     return load
+
+
+def merged(loads: list[Load]) -> Load:
+    """One Load for several drives of the same process (its slices), CPU from the first's start."""
+    total = Load(cpu_start=loads[0].cpu_start)
+    for load in loads:
+        total.ok += load.ok
+        total.failed += load.failed
+        total.wall += load.wall
+        total.cpu += load.cpu
+        total.cpu_after += load.cpu_after
+        total.load_cpu += load.load_cpu
+        total.latencies += load.latencies
+    return total
 
 
 class CoreSplit:

@@ -8,12 +8,13 @@ metrics, OTLP logs with trace correlation, one stdout JSON line per record, GenA
 (a): what two runs of the same code differ by here, the yardstick for every other difference.
 All variants (or the `only` ones: bench/run.py runs (a), (b), (d), (a') at 0.1) run at once and
 are driven in interleaved rounds, the order turned by one each round (a b c c= d e, b c c= d e a,
-...); medians over rounds, targets from per-round pairs. Every round boots a fresh process of each
-variant: a process keeps its own speed for its whole life (two disabled processes kept 6-7 % apart
-over all 8 rounds of run 6), so one process per variant put that luck into the variant's median;
-a process per round turns it into round-to-round spread that the median averages over 8 or 16
-processes (it does not narrow the spread: bench/ANALYSIS.md, fifth pass). A drive's
-CPU runs until the same process's next drive (its last: until the round's tail ends), so the
+...); medians over rounds, targets from per-round pairs. Within a round each process is driven in
+SLICES short slices, the variants taking turns, so that variants compared ran in the same seconds
+of this VM's drifting speed. Every round boots a fresh process of each variant: a process keeps
+its own speed for its whole life (two disabled processes kept 6-7 % apart over all 8 rounds of
+run 6), so one process per variant put that luck into the variant's median; a process per round
+turns it into round-to-round spread that the median averages over 8 or 16 processes. A slice's
+CPU runs until the same process's next slice (its last: until the round's tail ends), so the
 exports it leaves behind count; the servers have one CPU to themselves (bench.common.CoreSplit)
 and the receivers decode in their own process (bench/sinks.py).
 """
@@ -24,7 +25,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import CoreSplit, Load, Project, backends, cpu_seconds, drive, median, stub_llm
+import httpx
+
+from bench.common import CoreSplit, Load, Project, backends, cpu_seconds, drive, median, merged, stub_llm
 from bench.sinks import sinks as bench_sinks
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -35,6 +38,12 @@ TAIL_SECONDS = 5.5
 # Requests per route that a freshly booted process serves before it is measured: first calls
 # compile SQLAlchemy's statement cache, import lazily and fill the OpenTelemetry caches.
 WARM_UP = 100
+# A round drives each route in this many slices per process, the variants taking turns: this VM's
+# speed drifts by ~16 % from one second to the next (two processes of the same code, 400-request
+# drives one after the other), so variants compared must be driven in the same seconds. A slice
+# is 40 chat or 80 bare requests, ~0.3-0.5 s; a turn of all variants is a few seconds.
+SLICES = 10
+CONCURRENCY = 4
 
 DISABLED = "a disabled"
 SCAFFOLD = "b scaffold"
@@ -111,23 +120,37 @@ def _one_round(
     routes: tuple[str, ...],
     requests: dict[str, int],
 ) -> dict[tuple[str, str], Load]:
-    """Boots a fresh process per variant (in `wired`'s order, which is also the drive order),
-    warms each up, drives every route once per process, then stops them all."""
-    out: dict[tuple[str, str], Load] = {}
-    with backends(project, wired, llm_url) as booted:
-        for backend in booted.values():
+    """Boots a fresh process per variant (in `wired`'s order, which is also the first slice's
+    order), warms each up, drives every route in SLICES short slices per process, interleaved
+    (each slice's order turned by one), then stops them all."""
+    slices: dict[str, list[Load]] = {name: [] for name in wired}  # each process's, in time order
+    routes_of: dict[str, list[str]] = {name: [] for name in wired}
+    with ExitStack() as stack, backends(project, wired, llm_url) as booted:
+        clients = {
+            name: [stack.enter_context(httpx.Client(base_url=b.url, timeout=30)) for _ in range(CONCURRENCY)]
+            for name, b in booted.items()
+        }
+        for name, backend in booted.items():
             split.pin_server(backend.process.pid)
             for route in routes:
-                drive(backend, route, WARM_UP)
+                drive(backend, route, WARM_UP, CONCURRENCY, clients[name])
         time.sleep(TAIL_SECONDS)  # the warm-up's last exports land before the first drive
-        # One route, then the other: a process's CPU between two of its drives is one route's.
+        names = list(booted)
+        # One route, then the other: a process's CPU between two of its slices is one route's.
         for route in routes:
-            for name, backend in booted.items():
-                out[(route, name)] = drive(backend, route, requests[route])
+            for i in range(SLICES):
+                for name in names[i % len(names) :] + names[: i % len(names)]:
+                    load = drive(booted[name], route, requests[route] // SLICES, CONCURRENCY, clients[name])
+                    slices[name].append(load)
+                    routes_of[name].append(route)
             time.sleep(TAIL_SECONDS)
+        out: dict[tuple[str, str], Load] = {}
         for name, backend in booted.items():
-            loads = [out[(route, name)] for route in routes]
-            _charge_until_next_drive(loads, cpu_seconds(backend.process.pid))
+            _charge_until_next_drive(slices[name], cpu_seconds(backend.process.pid))
+            for route in routes:
+                out[(route, name)] = merged(
+                    [load for load, of in zip(slices[name], routes_of[name], strict=True) if of == route]
+                )
     return out
 
 

@@ -8,13 +8,16 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import SpanKind, StatusCode
+from sqlalchemy import event
 
 from app.main import create_app
 from app.settings import Settings
 from app.telemetry.llm import GEN_AI_USAGE_COST
 from app.telemetry.testing import TelemetryCapture
+from app.telemetry.traces import POOL_GAUGE_EVENTS
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -107,6 +110,19 @@ def test_db_spans_are_statements_only_and_pool_gauges_are_not_exported(
     assert all(s.attributes.get("db.query.text") for s in db_spans)
     assert "connect" not in {s.name for s in telemetry_capture.spans()}
     assert telemetry_capture.metric_points("db.client.connections.usage") == []
+
+
+def test_the_pool_calls_no_telemetry_on_checkout_or_checkin(client: TestClient) -> None:
+    """The listeners that would update the (unrecorded) pool gauge are gone; the statement ones stay."""
+    engine = client.app.state.engine.sync_engine
+    (tracer,) = {
+        listener.__self__
+        for target, identifier, listener in EngineTracer._remove_event_listener_params
+        if target() is engine and identifier == "before_cursor_execute"
+    }
+    assert event.contains(engine, "before_cursor_execute", tracer._before_cur_exec)
+    pool_listeners = {name: getattr(tracer, f"_pool_{name}") for name in POOL_GAUGE_EVENTS}
+    assert [name for name, listener in pool_listeners.items() if event.contains(engine, name, listener)] == []
 
 
 def test_baggage_is_read_from_the_caller_but_never_sent_on_to_the_llm(

@@ -8,12 +8,14 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import format_span_id, format_trace_id
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import Engine as SqlAlchemyEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -99,14 +101,31 @@ def instrument_sqlalchemy(engine: Engine, tracer_provider: TracerProvider) -> No
     The instrumentation also wraps `Engine.connect` in a `connect` span per session checkout (two
     or three per request, each as costly as a statement span, read by no dashboard or alert): that
     wrapper is taken off again. Its only metric is the pool gauge `db.client.connections.usage`
-    (four updates per request, read by nothing), so it gets no meter provider at all: a dropping
-    View would still pay for every update.
+    (four updates per request, read by nothing): it gets no meter provider, and the pool listeners
+    that would update it are removed, so a checkout or checkin calls into no telemetry at all.
     """
     tracer_provider.add_span_processor(DbSpanNameProcessor())
     SQLAlchemyInstrumentor().instrument(
         engine=engine, tracer_provider=tracer_provider, meter_provider=NoOpMeterProvider(), enable_commenter=False
     )
     unwrap(SqlAlchemyEngine, "connect")
+    _remove_pool_listeners(engine)
+
+
+# The pool events the instrumentation listens to, for `db.client.connections.usage` only.
+POOL_GAUGE_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})
+
+
+def _remove_pool_listeners(engine: Engine) -> None:
+    # The instrumentation keeps what it registered, so that uninstrument() can remove it, in
+    # EngineTracer's list (no public handle on a listener); removed here from both, so a later
+    # uninstrument() does not try to remove them twice. tests/test_telemetry.py checks they are gone.
+    registered = EngineTracer._remove_event_listener_params
+    for entry in list(registered):
+        target, identifier, listener = entry
+        if target() is engine and identifier in POOL_GAUGE_EVENTS:
+            event.remove(engine, identifier, listener)
+            registered.remove(entry)
 
 
 class DbSpanNameProcessor(SpanProcessor):
