@@ -281,9 +281,10 @@ def main() -> None:
         ("failed", "failed", "d"),
     ]
     how_run = (
-        "Every round boots a fresh process of each variant, warms it up and drives it once per route "
-        f"({overhead.WARM_UP} requests per route first), so each median is over {rounds} (at 0.1: "
-        f"{2 * rounds}) processes. "
+        "Every round boots a fresh process of each variant, warms it up "
+        f"({overhead.WARM_UP} requests per route) and drives each route in {overhead.SLICES} short slices "
+        "per process, the variants taking turns, so the variants compared ran in the same seconds; each "
+        f"median is over {rounds} (at 0.1: {2 * rounds}) processes. "
         f"CPU per request is the server's (all threads, exports included: {overhead_rows[0]['pinned']}); "
         '"after the drive" is what it spent exporting after its last response. A load generator '
         "near 100 % would have set the pace instead of the server."
@@ -429,7 +430,7 @@ def main() -> None:
         f"# Performance\n\nMeasured {datetime.date.today()} on {machine()}, template commit "
         f"{commit.stdout.strip() or '?'}, with `python -m bench.run {how}` ({rounds} overhead rounds "
         f"at sampling 1.0, {2 * rounds} of (a), (b), (d) and (a') at 0.1, a fresh process of each variant "
-        "every round).\n"
+        f"every round, driven in {overhead.SLICES} interleaved slices per route).\n"
     )
     text = header + "".join(f"\n## {title}\n\n{body}\n" for title, body in sections)
     analysis = ROOT / "bench" / "ANALYSIS.md"
