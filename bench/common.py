@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,9 +112,7 @@ def drive(
 
     def worker(count: int, offset: int, client: httpx.Client | None) -> None:
         latencies, ok, failed = [], 0, 0
-        with ExitStack() as stack:
-            if client is None:
-                client = stack.enter_context(httpx.Client(base_url=backend.url, timeout=30))
+        with nullcontext(client) if client else httpx.Client(base_url=backend.url, timeout=30) as client:
             for i in range(count):
                 started = time.perf_counter()
                 try:

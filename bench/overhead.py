@@ -39,9 +39,10 @@ TAIL_SECONDS = 5.5
 # compile SQLAlchemy's statement cache, import lazily and fill the OpenTelemetry caches.
 WARM_UP = 100
 # A round drives each route in this many slices per process, the variants taking turns: this VM's
-# speed drifts by ~16 % from one second to the next (two processes of the same code, 400-request
-# drives one after the other), so variants compared must be driven in the same seconds. A slice
-# is 40 chat or 80 bare requests, ~0.3-0.5 s; a turn of all variants is a few seconds.
+# speed drifts by 16-18 % from one second to the next (six processes of the same code, bursts of
+# 50-400 requests in turns: bench/ANALYSIS.md, sixth pass), so variants compared must be driven in
+# the same seconds. A slice is 40 chat or 80 bare requests, ~0.3-0.5 s; a turn of all variants is
+# a few seconds.
 SLICES = 10
 CONCURRENCY = 4
 
@@ -123,8 +124,7 @@ def _one_round(
     """Boots a fresh process per variant (in `wired`'s order, which is also the first slice's
     order), warms each up, drives every route in SLICES short slices per process, interleaved
     (each slice's order turned by one), then stops them all."""
-    slices: dict[str, list[Load]] = {name: [] for name in wired}  # each process's, in time order
-    routes_of: dict[str, list[str]] = {name: [] for name in wired}
+    slices: dict[str, list[tuple[str, Load]]] = {name: [] for name in wired}  # (route, slice), in time order
     with ExitStack() as stack, backends(project, wired, llm_url) as booted:
         clients = {
             name: [stack.enter_context(httpx.Client(base_url=b.url, timeout=30)) for _ in range(CONCURRENCY)]
@@ -141,16 +141,13 @@ def _one_round(
             for i in range(SLICES):
                 for name in names[i % len(names) :] + names[: i % len(names)]:
                     load = drive(booted[name], route, requests[route] // SLICES, CONCURRENCY, clients[name])
-                    slices[name].append(load)
-                    routes_of[name].append(route)
+                    slices[name].append((route, load))
             time.sleep(TAIL_SECONDS)
         out: dict[tuple[str, str], Load] = {}
         for name, backend in booted.items():
-            _charge_until_next_drive(slices[name], cpu_seconds(backend.process.pid))
+            _charge_until_next_drive([load for _, load in slices[name]], cpu_seconds(backend.process.pid))
             for route in routes:
-                out[(route, name)] = merged(
-                    [load for load, of in zip(slices[name], routes_of[name], strict=True) if of == route]
-                )
+                out[(route, name)] = merged([load for of, load in slices[name] if of == route])
     return out
 
 
