@@ -9,32 +9,13 @@ import pytest
 import yaml
 
 from tests.conftest import render
+from tests.support.stack import run_collector, validate
 from tests.test_deploy_manifests import kustomize
 
-# The collector image every manifest and compose file runs, and the component types this template
-# uses, checked against that release: core otlp receiver, memory_limiter and batch processors,
-# otlp_grpc / otlp_http exporters (renamed from otlp / otlphttp in core v0.144.0), forward
-# connector; contrib health_check extension, tail_sampling processor, span_metrics (renamed from
-# spanmetrics) and service_graph (renamed from servicegraph, contrib PR 47971, 2026-04)
-# connectors. Add a type here only after checking that release's metadata.yaml of the component.
-CONTRIB_VERSION = "0.165.0"
-COLLECTOR_IMAGE = f"otel/opentelemetry-collector-contrib:{CONTRIB_VERSION}"
-KNOWN_COMPONENTS = {
-    "receivers": {"otlp"},
-    "processors": {"memory_limiter", "batch", "tail_sampling"},
-    "exporters": {"otlp_grpc", "otlp_http", "debug"},
-    "connectors": {"span_metrics", "service_graph", "forward"},
-    "extensions": {"health_check"},
-}
-# (exporting pipeline's signal, receiving pipeline's signal) each connector type supports.
-CONNECTOR_SIGNALS = {
-    "forward": {("traces", "traces"), ("metrics", "metrics"), ("logs", "logs")},
-    "span_metrics": {("traces", "metrics")},
-    "service_graph": {("traces", "metrics")},
-}
-# Deprecated aliases that still load in CONTRIB_VERSION but log a warning at every start.
-DEPRECATED_NAMES = {"otlp": "otlp_grpc", "otlphttp": "otlp_http", "spanmetrics": "span_metrics"}
-DEPRECATED_NAMES |= {"servicegraph": "service_graph", "healthcheck": "health_check"}
+# Every config is checked by the real collector (tests/support/stack.py: stack/otelcol-builder.yaml's
+# release, built by `make stack-bin`): `otelcol validate`, then a start with its ports on loopback.
+# What the collector accepts is not all this file checks: which pipeline samples, which store gets
+# each signal and which traces tail sampling keeps are the template's choices, asserted below.
 COMBINATIONS = {
     "defaults": {},
     "all-on-highlight": {"session_replay": "highlight", "highlight_project_id": "ve6y97ge"},
@@ -90,46 +71,72 @@ def component_type(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-def test_every_component_type_is_a_current_name_of_the_pinned_contrib_release(project):
-    """It uses only component types on the checked list for contrib 0.165.0, none of the old aliases."""
-    for label, config in collector_configs(project).items():
-        for section, known in KNOWN_COMPONENTS.items():
-            for name in config.get(section) or {}:
-                kind = component_type(name)
-                if section == "receivers" and kind == "otlp":
-                    continue  # the receiver kept its name; only the exporter became otlp_grpc
-                assert kind not in DEPRECATED_NAMES, (
-                    f"{label}: {section} {name}: use {DEPRECATED_NAMES.get(kind)}"
-                )
-                assert kind in known, (
-                    f"{label}: {section} {name} is not on the checked list for {CONTRIB_VERSION}"
-                )
+def signal(pipeline: str) -> str:
+    return pipeline.split("/", 1)[0]
 
 
-def test_every_manifest_and_compose_runs_the_pinned_collector_image(project):
-    """It runs the collector image whose component names were checked, in k8s and in compose."""
-    texts = [path.read_text(encoding="utf-8") for path in (project / "deploy").rglob("*.yaml")]
-    texts.append((project / "docker-compose.yaml").read_text(encoding="utf-8"))
-    used = {
-        image for text in texts for image in re.findall(r"otel/opentelemetry-collector-contrib:\S+", text)
+def config_files(project: Path) -> dict[str, list[Path]]:
+    """Each config as the collector is given it: the tail-sampling option as a second --config."""
+    config_dir = project / "deploy" / "config"
+    files = {
+        LOCAL: [config_dir / "otel-collector-config.yaml"],
+        LOCAL_TAIL_SAMPLING: [
+            config_dir / "otel-collector-config.yaml",
+            config_dir / "otel-collector-tail-sampling.yaml",
+        ],
     }
-    assert used == {COLLECTOR_IMAGE}
+    for path in sorted(
+        (project / "deploy" / "k8s" / "overlays" / "prod").glob("otel-collector-config*.yaml")
+    ):
+        files[path.relative_to(project).as_posix()] = [path]
+    return files
 
 
-def test_every_pipeline_component_is_defined_and_every_defined_one_is_used(project):
-    """It finds each pipeline component defined, and nothing defined left unused."""
-    for label, config in collector_configs(project).items():
-        pipelines = config["service"]["pipelines"]
-        used = {section: set() for section in KNOWN_COMPONENTS}
-        for pipeline in pipelines.values():
-            for part in ("receivers", "processors", "exporters"):
-                for name in pipeline[part]:
-                    section = "connectors" if name in (config.get("connectors") or {}) else part
-                    assert name in (config.get(section) or {}), f"{label}: {name} is not defined"
-                    used[section].add(name)
-        used["extensions"] = set(config["service"]["extensions"])
-        for section in KNOWN_COMPONENTS:
-            assert set(config.get(section) or {}) == used[section], (label, section)
+def test_every_config_is_accepted_by_the_real_collector(project):
+    """`otelcol validate` of the pinned release accepts each config (--config merged as compose does)."""
+    files = config_files(project)
+    assert len(files) == 4
+    for label, paths in files.items():
+        result = validate(paths)
+        assert result.returncode == 0, f"{label}: {result.stdout}{result.stderr}"
+
+
+def test_validate_refuses_a_misspelt_key_and_an_unknown_component(project, tmp_path):
+    """The check above can fail: one wrong key, or a component the build lacks, and validate says no."""
+    base, overlay = config_files(project)[LOCAL_TAIL_SAMPLING]
+    misspelt = tmp_path / "misspelt.yaml"
+    misspelt.write_text(overlay.read_text().replace("decision_wait:", "decision_wiat:"))
+    result = validate([base, misspelt])
+    assert result.returncode != 0 and "decision_wiat" in result.stderr
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(
+        base.read_text().replace("  span_metrics:\n", "  service_graph: {}\n  span_metrics:\n", 1)
+    )
+    result = validate([unknown])
+    assert result.returncode != 0 and "service_graph" in result.stderr
+
+
+def test_every_config_starts_on_the_real_collector_without_a_warning_about_itself(project, tmp_path):
+    """Each config starts (OTTL conditions compile only at start) and logs no deprecated name."""
+    for index, (label, paths) in enumerate(config_files(project).items()):
+        log = tmp_path / f"collector-{index}.log"
+        with run_collector(paths, log):
+            pass
+        output = log.read_text(errors="replace")
+        assert "Everything is ready" in output, f"{label}:\n{output}"
+        assert "deprecated" not in output.lower(), f"{label}:\n{output}"
+        assert "\terror\t" not in output, f"{label}:\n{output}"
+
+
+def test_the_start_check_sees_a_deprecated_name(project, tmp_path):
+    """The check above can fail: an old alias (otlphttp) starts but logs its deprecation."""
+    (base,) = config_files(project)[LOCAL]
+    old = tmp_path / "old-names.yaml"
+    old.write_text(base.read_text().replace("otlp_http/loki", "otlphttp/loki"))
+    log = tmp_path / "old.log"
+    with run_collector([old], log):
+        pass
+    assert '"otlphttp" alias is deprecated' in log.read_text()
 
 
 def test_the_pipelines_limit_memory_first_and_send_each_signal_to_its_store(project):
@@ -141,8 +148,8 @@ def test_the_pipelines_limit_memory_first_and_send_each_signal_to_its_store(proj
     assert config["exporters"]["otlp_grpc/tempo"]["endpoint"] == "tempo:4317"
     assert config["exporters"]["otlp_http/loki"]["endpoint"] == "http://loki:3100/otlp"
     assert config["exporters"]["otlp_http/prometheus"]["endpoint"] == "http://prometheus:9090/api/v1/otlp"
-    assert pipelines["traces"]["exporters"][:3] == ["otlp_grpc/tempo", "span_metrics", "service_graph"]
-    assert pipelines["metrics"]["receivers"] == ["otlp", "span_metrics", "service_graph"]
+    assert pipelines["traces"]["exporters"][:2] == ["otlp_grpc/tempo", "span_metrics"]
+    assert pipelines["metrics"]["receivers"] == ["otlp", "span_metrics"]
     assert pipelines["metrics"]["exporters"] == ["otlp_http/prometheus"]
     assert pipelines["logs"]["exporters"][0] == "otlp_http/loki"
 
@@ -187,134 +194,21 @@ def test_loki_keeps_trace_ids_as_structured_metadata_and_never_as_labels(project
     )
 
 
-def test_tempo_generates_span_metrics_and_remote_writes_them_to_prometheus(project):
-    """It enables span-metrics and local-blocks in overrides (service graphs come from the collector only)."""
+def test_tempo_generates_span_metrics_and_the_service_graph_and_remote_writes_them(project):
+    """It enables service-graphs, span-metrics and local-blocks (the collector has no service_graph)."""
     tempo = yaml.safe_load((project / "deploy" / "config" / "tempo-config.yaml").read_text(encoding="utf-8"))
     generator = tempo["metrics_generator"]
     assert generator["storage"]["remote_write"] == [
         {"url": "http://prometheus:9090/api/v1/write", "send_exemplars": True}
     ]
     assert tempo["overrides"]["defaults"]["metrics_generator"]["processors"] == [
+        "service-graphs",
         "span-metrics",
         "local-blocks",
     ]
-    assert "service_graph" in local_config(project)["connectors"]
+    for label, config in collector_configs(project).items():
+        assert not [name for name in config["connectors"] if name.startswith("service_graph")], label
     assert tempo["storage"]["trace"]["backend"] == "local"
-
-
-# tail_sampling of CONTRIB_VERSION: option keys and policy types, from the processor's README and
-# config.schema.yaml (contrib, processor/tailsamplingprocessor). No collector binary runs here, so
-# the configs are checked against these lists instead of by `otelcol validate`.
-TAIL_SAMPLING_OPTIONS = {
-    "policies", "decision_wait", "decision_wait_after_root_received", "num_traces",
-    "expected_new_traces_per_sec", "decision_cache", "sample_on_first_match", "block_on_overflow",
-    "drop_pending_traces_on_shutdown", "maximum_trace_size_bytes", "sampling_strategy",
-}  # fmt: skip
-DECISION_CACHE_OPTIONS = {"sampled_cache_size", "non_sampled_cache_size"}
-POLICY_OPTIONS = {
-    "always_sample": set(),
-    "latency": {"threshold_ms", "upper_threshold_ms"},
-    "numeric_attribute": {"key", "min_value", "max_value", "invert_match"},
-    "probabilistic": {"hash_salt", "sampling_percentage"},
-    "status_code": {"status_codes"},
-    "string_attribute": {"key", "values", "enabled_regex_matching", "cache_max_size", "invert_match"},
-    "rate_limiting": {"spans_per_second"},
-    "bytes_limiting": {"bytes_per_second", "burst_capacity"},
-    "span_count": {"min_spans", "max_spans"},
-    "trace_state": {"key", "values"},
-    "boolean_attribute": {"key", "value", "invert_match"},
-    "ottl_condition": {"error_mode", "span", "spanevent"},
-    "and": {"and_sub_policy"},
-    "drop": {"drop_sub_policy"},
-    "not": {"not_sub_policy"},
-    "composite": {"max_total_spans_per_second", "policy_order", "composite_sub_policy", "rate_allocation"},
-}
-# Types an `and` sub-policy may have (and_sub_policy_cfg): no nesting of and/drop/not/composite.
-AND_SUB_POLICY_TYPES = set(POLICY_OPTIONS) - {"and", "drop", "not", "composite"}
-STATUS_CODES = {"OK", "ERROR", "UNSET"}
-OTTL_ERROR_MODES = {"ignore", "silent", "propagate"}
-# OTTL converters the conditions may call (pkg/ottl/ottlfuncs of CONTRIB_VERSION).
-OTTL_FUNCTIONS = {"FNV", "IsMatch", "Len", "Int", "Double", "String"}
-
-
-def signal(pipeline: str) -> str:
-    return pipeline.split("/", 1)[0]
-
-
-def pipeline_graph_problems(config: dict) -> list[str]:
-    """Connectors join pipelines of signals they support, each used on both ends; no cycles."""
-    pipelines, connectors = config["service"]["pipelines"], config.get("connectors") or {}
-    problems = [
-        f"pipeline {name} is no signal"
-        for name in pipelines
-        if signal(name) not in {"traces", "metrics", "logs"}
-    ]
-    edges: dict[str, set[str]] = {name: set() for name in pipelines}
-    for connector in connectors:
-        sources = [name for name, p in pipelines.items() if connector in p["exporters"]]
-        targets = [name for name, p in pipelines.items() if connector in p["receivers"]]
-        if not sources or not targets:
-            problems.append(
-                f"connector {connector} must be an exporter of one pipeline and a receiver of another"
-            )
-        for source in sources:
-            for target in targets:
-                if (signal(source), signal(target)) not in CONNECTOR_SIGNALS[component_type(connector)]:
-                    problems.append(f"{connector} cannot join {source} to {target}")
-                edges[source].add(target)
-
-    def cycle_from(name: str, path: tuple[str, ...]) -> list[str]:
-        if name in path:
-            return [" -> ".join([*path, name])]
-        return [cycle for target in edges[name] for cycle in cycle_from(target, (*path, name))]
-
-    return problems + [f"cycle {cycle}" for name in pipelines for cycle in cycle_from(name, ())]
-
-
-def policy_problems(policy: dict, allowed: set[str]) -> list[str]:
-    """Known type and option keys of one policy (and of its sub-policies), valid values."""
-    kind, name = policy.get("type"), policy.get("name")
-    if kind not in allowed:
-        return [f"{name}: policy type {kind} is not allowed here"]
-    problems = [f"{name}: unknown key {key}" for key in set(policy) - {"name", "type", kind}]
-    options = policy.get(kind) or {}
-    problems += [f"{name}: unknown {kind} option {key}" for key in set(options) - POLICY_OPTIONS[kind]]
-    if kind == "status_code":
-        problems += [f"{name}: status {code}" for code in set(options["status_codes"]) - STATUS_CODES]
-    if kind == "ottl_condition":
-        if options.get("error_mode") not in OTTL_ERROR_MODES:
-            problems.append(f"{name}: error_mode {options.get('error_mode')}")
-        for condition in options.get("span", []) + options.get("spanevent", []):
-            problems += [f"{name}: {problem}" for problem in ottl_problems(condition)]
-    if kind == "and":
-        for sub in options["and_sub_policy"]:
-            problems += policy_problems(sub, AND_SUB_POLICY_TYPES)
-    return problems
-
-
-def ottl_problems(condition: str) -> list[str]:
-    """Balanced brackets and quotes, known converters, attributes by quoted key, a comparison."""
-    plain = re.sub(r'"(?:[^"\\]|\\.)*"', '""', condition)
-    problems = (
-        [] if plain.count("(") == plain.count(")") and plain.count("[") == plain.count("]") else ["brackets"]
-    )
-    problems += [
-        f"unknown converter {f}" for f in re.findall(r"\b([A-Za-z]+)\(", plain) if f not in OTTL_FUNCTIONS
-    ]
-    problems += [
-        f"attribute without a quoted key: {a}"
-        for a in re.findall(r"attributes\[([^\]]*)\]", plain)
-        if a != '""'
-    ]
-    if not re.search(r"==|!=|<=|>=|<|>", plain):
-        problems.append("no comparison")
-    # OTTL's lexer reads `[-+]?\d+` as one Int token, parsed as int64.
-    problems += [
-        f"int {n} overflows int64"
-        for n in re.findall(r"[-+]?\b\d+\b(?!\.)", plain)
-        if not -(2**63) <= int(n) < 2**63
-    ]
-    return problems
 
 
 def tail_sampling(config: dict) -> dict:
@@ -333,36 +227,15 @@ def fnv1a_64_as_int64(text: str) -> int:
     return value - 2**64 if value >= 2**63 else value
 
 
-def test_connectors_join_pipelines_they_support_and_the_graph_has_no_cycle(project):
-    """It finds every connector on both ends, between signals it supports, in an acyclic graph."""
-    for label, config in collector_configs(project).items():
-        assert pipeline_graph_problems(config) == [], label
-
-
-def test_the_graph_check_catches_a_loop_and_a_one_ended_connector():
-    """It reports a forward loop, a connector used only as an exporter, and a traces-to-logs join."""
-    pipelines = {
-        "traces": {"receivers": ["forward/a"], "processors": [], "exporters": ["forward/a", "span_metrics"]},
-        "logs": {"receivers": ["span_metrics"], "processors": [], "exporters": ["forward/b"]},
-    }
-    connectors = {"forward/a": {}, "forward/b": {}, "span_metrics": {}}
-    problems = pipeline_graph_problems({"connectors": connectors, "service": {"pipelines": pipelines}})
-    assert "cycle traces -> traces" in problems
-    assert any(p.startswith("connector forward/b") for p in problems)
-    assert "span_metrics cannot join traces to logs" in problems
-
-
-def test_span_metrics_and_the_service_graph_see_every_span_before_sampling(project):
-    """It feeds the connectors from the OTLP pipeline without tail_sampling; only one pipeline samples."""
+def test_span_metrics_see_every_span_before_sampling(project):
+    """It feeds span_metrics from the OTLP pipeline without tail_sampling; only one pipeline samples."""
     for label, config in sampling_configs(project).items():
         pipelines, connectors = config["service"]["pipelines"], config["connectors"]
-        feeders = [n for n, p in pipelines.items() if {"span_metrics", "service_graph"} & set(p["exporters"])]
+        feeders = [n for n, p in pipelines.items() if "span_metrics" in p["exporters"]]
         assert feeders == ["traces"], label
         assert pipelines["traces"]["receivers"] == ["otlp"], label
         assert "tail_sampling" not in pipelines["traces"]["processors"], label
-        assert pipelines["traces"]["exporters"] == ["span_metrics", "service_graph", "forward/sampling"], (
-            label
-        )
+        assert pipelines["traces"]["exporters"] == ["span_metrics", "forward/sampling"], label
         sampled = pipelines["traces/sampled"]
         assert sampled["receivers"] == ["forward/sampling"] and sampled["processors"][0] == "tail_sampling", (
             label
@@ -372,39 +245,6 @@ def test_span_metrics_and_the_service_graph_see_every_span_before_sampling(proje
             n for n, p in pipelines.items() if signal(n) == "traces" and set(p["exporters"]) - set(connectors)
         }
         assert stored == {"traces/sampled"}, f"{label}: traces reach a store unsampled from {stored}"
-
-
-def test_the_tail_sampling_options_and_policies_are_those_of_the_pinned_release(project):
-    """It uses only tail_sampling options, policy types and keys of contrib 0.165.0, with valid values."""
-    for label, config in sampling_configs(project).items():
-        options = tail_sampling(config)
-        assert set(options) <= TAIL_SAMPLING_OPTIONS, label
-        assert set(options.get("decision_cache", {})) <= DECISION_CACHE_OPTIONS, label
-        assert re.fullmatch(r"\d+(ms|s|m)", options["decision_wait"]), label
-        names = [policy["name"] for policy in options["policies"]]
-        assert len(names) == len(set(names)), label
-        assert [
-            p for policy in options["policies"] for p in policy_problems(policy, set(POLICY_OPTIONS))
-        ] == []
-
-
-def test_the_policy_check_catches_unknown_types_keys_and_converters():
-    """It reports a misspelt policy type, an option of another release, a nested and, an unknown converter."""
-    assert policy_problems({"name": "a", "type": "status"}, set(POLICY_OPTIONS))
-    assert policy_problems({"name": "b", "type": "latency", "latency": {"threshold": 5}}, set(POLICY_OPTIONS))
-    nested = {
-        "name": "c",
-        "type": "and",
-        "and": {"and_sub_policy": [{"name": "d", "type": "and", "and": {}}]},
-    }
-    assert policy_problems(nested, set(POLICY_OPTIONS))
-    ottl = {
-        "name": "e",
-        "type": "ottl_condition",
-        "ottl_condition": {"error_mode": "ignore", "span": ["Hash(x) > 1"]},
-    }
-    assert policy_problems(ottl, set(POLICY_OPTIONS)) == ["e: unknown converter Hash"]
-    assert ottl_problems("FNV(name) < -9223372036854775809") == ["int -9223372036854775809 overflows int64"]
 
 
 def test_every_error_slow_trace_costly_llm_call_and_thumbs_down_is_kept(project):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import render
+from tests.support.stack import binary
 from tests.test_deploy_grafana import (
     all_panels,
     dashboards,
@@ -19,7 +20,6 @@ from tests.test_deploy_grafana import (
     logql_problems,
     traceql_problems,
 )
-from tests.test_deploy_manifests import require
 
 # What a query variable offers once the stack has data (Grafana selects the first, or "All").
 FOUND_VALUES = ["sage-app-api", "sage-app-web"]
@@ -129,7 +129,7 @@ def promql_problems(queries: list[str], tmp_path: Path) -> str:
     path = tmp_path / "opened.rules.yaml"
     path.write_text(yaml.safe_dump(rules), encoding="utf-8")
     completed = subprocess.run(
-        [require("promtool"), "check", "rules", str(path)], capture_output=True, text=True
+        [str(binary("promtool")), "check", "rules", str(path)], capture_output=True, text=True
     )
     return "" if completed.returncode == 0 else completed.stdout + completed.stderr
 

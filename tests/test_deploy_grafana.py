@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import TEMPLATE_DIR, render
-from tests.test_deploy_manifests import require
+from tests.support.stack import binary
 
 SCAFFOLD = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 UIDS = {"prometheus", "loki", "tempo"}
@@ -293,7 +293,7 @@ def test_every_promql_query_parses_with_promtool(project, tmp_path):
     path = tmp_path / "queries.rules.yaml"
     path.write_text(yaml.safe_dump(rules), encoding="utf-8")
     completed = subprocess.run(
-        [require("promtool"), "check", "rules", str(path)], capture_output=True, text=True
+        [str(binary("promtool")), "check", "rules", str(path)], capture_output=True, text=True
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert f"SUCCESS: {len(queries)} rules found" in completed.stdout
@@ -306,7 +306,7 @@ def test_promtool_rejects_a_broken_query_so_the_check_above_means_something(tmp_
         yaml.safe_dump({"groups": [{"name": "g", "rules": [{"record": "q", "expr": "sum(rate(x[5m])"}]}]})
     )
     completed = subprocess.run(
-        [require("promtool"), "check", "rules", str(path)], capture_output=True, text=True
+        [str(binary("promtool")), "check", "rules", str(path)], capture_output=True, text=True
     )
     assert completed.returncode != 0
 

