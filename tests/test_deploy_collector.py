@@ -125,6 +125,7 @@ def test_every_config_starts_on_the_real_collector_without_a_warning_about_itsel
         output = log.read_text(errors="replace")
         assert "Everything is ready" in output, f"{label}:\n{output}"
         assert "deprecated" not in output.lower(), f"{label}:\n{output}"
+        assert "please rewrite" not in output, f"{label}: OTTL paths without their context:\n{output}"
         assert "\terror\t" not in output, f"{label}:\n{output}"
 
 
@@ -256,10 +257,10 @@ def test_every_error_slow_trace_costly_llm_call_and_thumbs_down_is_kept(project)
         assert found["errors"]["status_code"] == {"status_codes": ["ERROR"]}, label
         assert found["slow"]["latency"] == {"threshold_ms": 10000}, label
         assert found["costly-llm-call"]["ottl_condition"]["span"] == [
-            f'attributes["{cost_attribute}"] > 0.05'
+            f'span.attributes["{cost_attribute}"] > 0.05'
         ]
         assert found["negative-feedback"]["ottl_condition"]["span"] == [
-            'attributes["app.feedback.score"] < 0'
+            'span.attributes["app.feedback.score"] < 0'
         ]
         assert not tail_sampling(config).get("sample_on_first_match"), label
         assert (
@@ -279,7 +280,7 @@ def test_the_rest_is_sampled_by_conversation_and_by_trace_id_when_there_is_none(
         }  # fmt: skip
         percentage = fallback["trace-id-ratio"]["probabilistic"]["sampling_percentage"]
         (condition,) = found["conversations"]["ottl_condition"]["span"]
-        attribute = r'attributes\["gen_ai\.conversation\.id"\]'
+        attribute = r'span\.attributes\["gen_ai\.conversation\.id"\]'
         threshold = int(
             re.fullmatch(rf"{attribute} != nil and FNV\({attribute}\) < (-?\d+)", condition).group(1)
         )
