@@ -16,11 +16,11 @@ from tests.support.stack import binary
 from tests.test_deploy_collector import collector_configs
 
 PROMETHEUS_IMAGE = f"prom/prometheus:v{PROMETHEUS_VERSION}"  # the version `make stack-bin` builds
-REQUIRED_FLAGS = {
-    "--web.enable-otlp-receiver",
-    "--web.enable-remote-write-receiver",
-    "--enable-feature=exemplar-storage",
-}
+REQUIRED_FLAGS = {"--web.enable-otlp-receiver", "--web.enable-remote-write-receiver"}
+# exemplar-storage: trace ids on histogram buckets. created-timestamp-zero-ingestion: a new series
+# starts at 0 at its OTLP start time, so the first export's count is an increase (without it a
+# burst of errors from a fresh process never moves rate(): tests/test_stack_e2e.py's alert test).
+REQUIRED_FEATURES = {"exemplar-storage", "created-timestamp-zero-ingestion"}
 # otlptranslator's unit names (the subset a scaffold instrument can use); others are kept as written.
 UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 # (OTLP name, unit, kind) of what reaches Prometheus: the backend's instruments (http, gen_ai,
@@ -103,6 +103,13 @@ def test_k8s_and_compose_run_prometheus_with_the_receivers_and_exemplars_on(proj
         "prometheus"
     ]
     assert REQUIRED_FLAGS <= set(container["args"]) and container["args"] == compose["command"]
+    features = {
+        f
+        for a in container["args"]
+        if a.startswith("--enable-feature=")
+        for f in a.split("=", 1)[1].split(",")
+    }
+    assert features == REQUIRED_FEATURES
     assert container["image"] == compose["image"] == PROMETHEUS_IMAGE
 
 
