@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,32 +168,33 @@ def web_env(backend_url: str, collector_url: str) -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="module")
-def run(
-    default_project: Path, backend_python: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Run]:
-    workdir = tmp_path_factory.mktemp("stack-e2e")
-    app = ensure_web_build(default_project / "web", CACHE_DIR)
-    config_dir = default_project / "deploy" / "config"
-    result = Run(started=time.time(), project=default_project, collector_log=workdir / "collector.log")
+@dataclass
+class Pipeline:
+    tempo: OtlpReceiver  # what the Tempo stand-in received, decoded
+    loki: OtlpReceiver
+    prometheus: Prometheus
+    collector_url: str  # OTLP/HTTP, for the apps
+    backend_url: str
+
+
+@contextmanager
+def pipeline(project: Path, backend_python: Path, workdir: Path, configs: list[Path]) -> Iterator[Pipeline]:
+    """Tempo and Loki stand-ins, the real Prometheus, the real collector with `configs`, the stub
+    LLM and the backend exporting to the collector (metrics every second)."""
     with OtlpReceiver() as tempo_rx, OtlpReceiver() as loki_rx:
         tempo_config = sink_config(workdir / "tempo-stand-in.yaml", tempo_rx.endpoint)
         with (
             run_collector([tempo_config], workdir / "tempo-stand-in.log") as tempo,
-            run_prometheus(default_project, workdir, evaluation_interval="1s") as prometheus,
+            run_prometheus(project, workdir, evaluation_interval="1s") as prometheus,
         ):
             overrides = {
                 "exporters::otlp_grpc/tempo::endpoint": tempo.grpc,
                 "exporters::otlp_http/loki::endpoint": loki_rx.endpoint,
                 "exporters::otlp_http/prometheus::endpoint": f"{prometheus.url}/api/v1/otlp",
             }
-            configs = [
-                config_dir / "otel-collector-config.yaml",
-                config_dir / "otel-collector-tail-sampling.yaml",
-            ]
             with (
                 run_collector(configs, workdir / "collector.log", overrides=overrides) as collector,
-                run_stub_llm(backend_python, default_project) as llm,
+                run_stub_llm(backend_python, project) as llm,
             ):
                 env = clean_env(
                     OTEL_EXPORTER_OTLP_ENDPOINT=collector.http,
@@ -201,21 +203,58 @@ def run(
                     CEREBE_MODEL=MODEL,
                     DATABASE_URL=f"sqlite:///{workdir / 'e2e.db'}",
                 )
-                with (
-                    run_backend(backend_python, default_project, env, workdir / "backend.log") as backend,
-                    run_web(app, web_env(backend.url, collector.http), workdir / "web.log") as web,
-                    chromium() as browser,
-                ):
-                    result.other.append(drive_browser(browser, web.url))
-                    drive(backend.url, default_project, result)
-                    result.traffic_end = time.time()
-                    # Tail sampling decides 60 s (decision_wait) after a trace's first span, in
-                    # order; the last request was kept: once it arrived, every chat is decided.
-                    # Meanwhile the apps keep exporting their cumulative metrics.
-                    tempo_rx.wait_for(lambda rx: server_traces(rx) >= result.must_keep(), timeout=180)
-                    result.decided = time.time()
-                    result.tempo, result.loki, result.prometheus = tempo_rx, loki_rx, prometheus
-                    yield result
+                with run_backend(backend_python, project, env, workdir / "backend.log") as backend:
+                    yield Pipeline(tempo_rx, loki_rx, prometheus, collector.http, backend.url)
+
+
+@pytest.fixture(scope="module")
+def run(
+    default_project: Path, backend_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Run]:
+    """The collector with tail sampling (config + overlay), the web app and Chromium too."""
+    workdir = tmp_path_factory.mktemp("stack-e2e")
+    app = ensure_web_build(default_project / "web", CACHE_DIR)
+    config_dir = default_project / "deploy" / "config"
+    configs = [config_dir / "otel-collector-config.yaml", config_dir / "otel-collector-tail-sampling.yaml"]
+    result = Run(started=time.time(), project=default_project, collector_log=workdir / "collector.log")
+    with (
+        pipeline(default_project, backend_python, workdir, configs) as stack,
+        run_web(app, web_env(stack.backend_url, stack.collector_url), workdir / "web.log") as web,
+        chromium() as browser,
+    ):
+        result.other.append(drive_browser(browser, web.url))
+        drive(stack.backend_url, default_project, result)
+        result.traffic_end = time.time()
+        # Tail sampling decides 60 s (decision_wait) after a trace's first span, in order; the
+        # last request was kept: once it arrived, every chat is decided. Meanwhile the apps keep
+        # exporting their cumulative metrics.
+        stack.tempo.wait_for(lambda rx: server_traces(rx) >= result.must_keep(), timeout=180)
+        result.decided = time.time()
+        result.tempo, result.loki, result.prometheus = stack.tempo, stack.loki, stack.prometheus
+        yield result
+
+
+def test_without_tail_sampling_every_trace_log_and_metric_reaches_its_store(
+    default_project: Path, backend_python: Path, tmp_path: Path
+):
+    """The default config (what `make dev` runs): every chat trace at Tempo, its logs at Loki, its
+    HTTP metric in Prometheus, through the real collector."""
+    config = default_project / "deploy" / "config" / "otel-collector-config.yaml"
+    with pipeline(default_project, backend_python, tmp_path, [config]) as stack:
+        with httpx.Client(base_url=stack.backend_url, timeout=30) as client:
+            sent = {
+                chat(client, f"default-{n}", marker)[0]
+                for n, marker in enumerate(["hi", "hi", "[stub:500] hi"])
+            }
+        stack.tempo.wait_for(lambda rx: server_traces(rx) >= sent, timeout=30)
+        stack.loki.wait_for(lambda rx: {r.trace_id for r in rx.logs()} >= sent, timeout=30)
+        query = f'sum(http_server_request_duration_seconds_count{{service_name="{SERVICE}"}})'
+        deadline = time.monotonic() + 30
+        while not (found := stack.prometheus.query(query)) or float(found[0]["value"][1]) < len(sent):
+            assert time.monotonic() < deadline, found
+            time.sleep(0.5)
+    assert server_traces(stack.tempo) == sent
+    assert (tmp_path / "collector.log").read_text().count("\terror\t") == 0
 
 
 def test_tail_sampling_keeps_errors_slow_costly_and_rated_traces_and_the_conversations_it_should(run):
