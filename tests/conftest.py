@@ -16,7 +16,7 @@ CACHE_DIR = TEMPLATE_DIR / ".cache"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """A missing tool (Chromium, promtool, Node.js, kubectl, git) stops the run at once, naming
+    """A missing tool (Chromium, Go, Node.js, kubectl, git) stops the run at once, naming
     each one and its install command, rather than failing its tests one by one minutes later.
     PROVISION_CHECK=0 runs anyway (for a subset that needs none of them)."""
     if os.environ.get("PROVISION_CHECK", "1") != "0" and (left := provision.missing()):

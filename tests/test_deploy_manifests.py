@@ -31,7 +31,7 @@ def require(tool: str) -> str:
     """The tool's path; a missing tool fails the test loudly (CI must install it, see .ci/run)."""
     path = shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
     if path is None:
-        pytest.fail(f"{tool} is not installed: .ci/run installs it (kubectl, promtool, kubernetes-validate)")
+        pytest.fail(f"{tool} is not installed: .ci/run installs it (kubectl, kubernetes-validate)")
     return path
 
 
