@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_until_serving
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2]
 BIN = TEMPLATE_DIR / ".cache" / "bin"
@@ -47,20 +47,6 @@ def binary(name: str) -> Path:
     if not path.exists():
         raise RuntimeError(f"{path} is missing: run `make stack-bin` (`make test` builds it first)")
     return path
-
-
-def _wait_http_ok(what: str, process: subprocess.Popen, url: str, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} not ready at {url} after {timeout} s:\n{log.read_text(errors='replace')}")
 
 
 def _stop(process: subprocess.Popen, grace: float = 30.0) -> None:
@@ -134,7 +120,7 @@ def run_collector(
         log_path,
     )
     try:
-        _wait_http_ok("otelcol", process, f"http://127.0.0.1:{health}/", log_path)
+        wait_until_serving("otelcol", process, f"http://127.0.0.1:{health}/", collector.output)
         yield collector
     finally:
         _stop(process)
@@ -231,7 +217,7 @@ def run_prometheus(
         )
     prometheus = Prometheus(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        _wait_http_ok("prometheus", process, f"{prometheus.url}/-/ready", log_path)
+        wait_until_serving("prometheus", process, f"{prometheus.url}/-/ready", prometheus.output)
         yield prometheus
     finally:
         _stop(process)
