@@ -10,6 +10,7 @@ CALL_TIMEOUT seconds each.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from collections import defaultdict
@@ -393,6 +394,7 @@ def main() -> None:
     except SettingsError as exc:
         print(f"{NAME}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per stack query is noise in an editor's log
     source = build_source(settings, telemetry)
     print(f"{NAME}: answering from {source.describe()}", file=sys.stderr)  # stdout is the protocol
     build_server(TelemetryTools(source, settings.replay_url_prefix)).run("stdio")

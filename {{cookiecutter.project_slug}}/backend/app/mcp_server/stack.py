@@ -202,7 +202,8 @@ def traceql(filters: Filters) -> str:
     if filters.status == "error":
         parts.append("{ status = error }")
     if filters.min_duration_ms > 0:
-        parts.append(f"{{ traceDuration >= {filters.min_duration_ms:g}ms }}")
+        # A plain decimal: TraceQL durations take no exponent (3.6e+06ms is a parse error).
+        parts.append(f"{{ traceDuration >= {f'{filters.min_duration_ms:.3f}'.rstrip('0').rstrip('.')}ms }}")
     return " && ".join(parts) or "{ }"
 
 

@@ -184,6 +184,7 @@ class StoreWriter:
         self._last_prune = 0.0
         self._failing = False
         self._connection: sqlite3.Connection | None = None
+        self._db = threading.Lock()  # one connection: the writer thread and a prune() from elsewhere take turns
         self._thread = threading.Thread(target=self._run, name="telemetry-store", daemon=True)
         self._thread.start()
         # A forked worker (gunicorn, uvicorn --workers) has no thread: it starts its own.
@@ -192,6 +193,7 @@ class StoreWriter:
     def _after_fork(self) -> None:
         self._queue = queue.Queue(self._queue.maxsize)
         self._connection = None
+        self._db = threading.Lock()
         self._written = self._enqueued = 0
         self._flushed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="telemetry-store", daemon=True)
@@ -270,11 +272,12 @@ class StoreWriter:
                     (spans if kind == "span" else logs).append(span_row(item) if kind == "span" else log_row(item))
                 except Exception:  # noqa: BLE001 - one odd record must not lose the batch
                     self.dropped += 1
-            connection = self._connect()
-            with connection:
-                connection.execute("BEGIN")
-                connection.executemany(f"INSERT INTO spans VALUES ({', '.join('?' * 14)})", spans)
-                connection.executemany(f"INSERT INTO logs VALUES ({', '.join('?' * 9)})", logs)
+            with self._db:
+                connection = self._connect()
+                with connection:
+                    connection.execute("BEGIN")
+                    connection.executemany(f"INSERT INTO spans VALUES ({', '.join('?' * 14)})", spans)
+                    connection.executemany(f"INSERT INTO logs VALUES ({', '.join('?' * 9)})", logs)
 
         self._guarded(write)
         with self._flushed:
@@ -288,6 +291,10 @@ class StoreWriter:
 
     def prune(self) -> None:
         """Deletes rows past the age limit, then the oldest until the used pages fit max_bytes."""
+        with self._db:
+            self._prune()
+
+    def _prune(self) -> None:
         self._last_prune = time.monotonic()
         connection = self._connect()
         cutoff = time.time_ns() - int(self.max_age_seconds * 1e9)
@@ -310,8 +317,9 @@ class StoreWriter:
                 ).fetchone()
             connection.execute("DELETE FROM spans WHERE end_ns <= ?", row)
             connection.execute("DELETE FROM logs WHERE time_ns <= ?", row)
-        connection.execute("PRAGMA incremental_vacuum")
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Each step of this pragma frees pages: fetch every row, or only the first page goes back.
+        connection.execute("PRAGMA incremental_vacuum").fetchall()
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 def used_bytes(connection: sqlite3.Connection) -> int:
