@@ -234,9 +234,11 @@ class StoreWriter:
             except queue.Empty:
                 first = ()
             batch = [] if first in ((), None) else [first]
-            while first is not None and len(batch) < BATCH_SIZE:
+            # One transaction per FLUSH_INTERVAL rather than per request: a commit costs more than a row.
+            deadline = time.monotonic() + self._flush_interval
+            while batch and len(batch) < BATCH_SIZE:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:
