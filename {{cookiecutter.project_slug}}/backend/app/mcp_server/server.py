@@ -243,7 +243,7 @@ class TelemetryTools:
                     + f"  {step['duration_ms']:g} ms"
                 )
             for log in trace.logs:
-                if log.error:
+                if log.error or log.severity.upper() in {"WARN", "WARNING"}:
                     lines.append(f"   {log.text()}")
         return _answer(
             "\n".join(lines),
