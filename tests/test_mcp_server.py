@@ -272,9 +272,24 @@ def test_bad_input_gets_a_clear_answer_never_a_crash(local_run: LocalRun) -> Non
             ("recent_errors", {"since": "banana"}),
             ("recent_errors", {"since": "99999999999w"}),
             ("search_traces", {"since": "1970-01-01T00:00:00", "conversation_id": FAILING}),
+            ("search_traces", {"route": '/api/chat" } || { true'}),
+            ("search_traces", {"route": "/api/chat\n{ }"}),
         ]
     )
-    malformed, zero, unknown, huge, bad_conv, unknown_conv, big_limit, banana, clamped, epoch = results
+    (
+        malformed,
+        zero,
+        unknown,
+        huge,
+        bad_conv,
+        unknown_conv,
+        big_limit,
+        banana,
+        clamped,
+        epoch,
+        quoted,
+        newline,
+    ) = results
     assert malformed.is_error and "invalid trace id" in _text(malformed)
     assert zero.is_error and "invalid trace id" in _text(zero)
     assert not unknown.is_error and "not found" in _text(unknown)
@@ -286,6 +301,10 @@ def test_bad_input_gets_a_clear_answer_never_a_crash(local_run: LocalRun) -> Non
     assert not clamped.is_error and "clamped from 99999999999w" in _text(clamped)
     assert local_run.chats.failing in _text(clamped)
     assert not epoch.is_error and "1w (clamped from 1970-01-01T00:00:00)" in _text(epoch)
+    assert not quoted.is_error and quoted.structured_content["traces"] == [], (
+        "a quote is data, not query syntax"
+    )
+    assert newline.is_error and "invalid route" in _text(newline)
 
 
 def test_a_flood_of_calls_is_answered_in_bounded_time(local_run: LocalRun) -> None:
@@ -377,6 +396,11 @@ def test_stack_mode_answers_the_same_from_tempo_loki_and_prometheus(
     assert 'span.gen_ai.conversation.id = "mcp-fail"' in " ".join(stack.queries["tempo"])
     assert any(f'| trace_id="{chats.failing}"' in q for q in stack.queries["loki"]), stack.queries["loki"]
     assert not any("{trace_id" in q or ", trace_id" in q.split("}")[0] for q in stack.queries["loki"])
+    (quoted,) = mcp.calls([("search_traces", {"route": '/api/chat" } || { true'})])
+    assert not quoted.is_error and quoted.structured_content["traces"] == [], _text(quoted)
+    assert '{ span.http.route = "/api/chat\\" } || { true" }' in stack.queries["tempo"], stack.queries[
+        "tempo"
+    ]
     (errors,) = mcp.calls([("recent_errors", {"since": "2h"})])
     assert "metrics: sage-app-api /api/chat 502: 1 answers" in _text(errors), _text(errors)
 

@@ -3,7 +3,7 @@
 
 The file is opened read-only (SQLite `mode=ro`): this process can never write or delete in it.
 Every query is bounded (CANDIDATES traces looked at, MAX_SPANS spans and MAX_LOGS log records of one
-trace); SQLite work runs in a worker thread, off the server's event loop.
+trace, MAX_SPANS_PER_SEARCH spans read by one search); SQLite work runs in a worker thread, off the server's event loop.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .model import Filters, Log, Since, Span, Trace
 CANDIDATES = 200
 MAX_SPANS = 1000
 MAX_LOGS = 500
+MAX_SPANS_PER_SEARCH = 20_000
 
 
 class NoStore(LookupError):
@@ -121,13 +122,16 @@ def _search(connection: sqlite3.Connection, filters: Filters) -> list[Trace]:
         "GROUP BY trace_id HAVING max(kind != 'CLIENT' OR parent_id IS NOT NULL) = 1 ORDER BY last DESC LIMIT ?",
         (*args, CANDIDATES),
     ).fetchall()
-    found = []
+    found, loaded = [], 0
     for trace_id, _ in rows:
         trace = _trace(connection, trace_id)
-        if trace is not None and filters.matches(trace):
+        if trace is None:
+            continue
+        loaded += len(trace.spans)
+        if filters.matches(trace):
             found.append(trace)
-            if len(found) >= filters.limit:
-                break
+        if len(found) >= filters.limit or loaded >= MAX_SPANS_PER_SEARCH:
+            break  # memory stays bounded however large the traces
     return found
 
 

@@ -173,6 +173,9 @@ class TelemetryTools:
         since: str,
         limit: int,
     ) -> CallToolResult:
+        for name, value in (("service", service), ("route", route)):
+            if value is not None and not value.isprintable():
+                raise InvalidInput(f"invalid {name} {value[:80]!r}: control characters")
         filters = Filters(
             since=parse_since(since),
             limit=max(1, min(limit, MAX_RESULTS)),

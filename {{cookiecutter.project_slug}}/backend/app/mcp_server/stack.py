@@ -21,7 +21,7 @@ import httpx
 
 from .model import Filters, Log, Since, Span, Trace
 
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # one trace or one page of logs
 TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 MAX_LOG_LINES = 500
 FETCH_CONCURRENCY = 4
