@@ -110,18 +110,19 @@ def _value(value: Any) -> Any:
     return _value(str(value))
 
 
-def _attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    """JSON-ready, bounded, and with credential-named keys redacted (as every exported record is)."""
+def _attributes(attributes: Mapping[str, Any] | None, *, redact: bool = True) -> dict[str, Any]:
+    """JSON-ready, bounded, and with credential-named keys redacted (as every exported record is);
+    `redact=False` for a span that scrub_span has already redacted."""
     out: dict[str, Any] = {}
     for key, value in list((attributes or {}).items())[:MAX_ATTRIBUTES]:
-        out[key] = REDACTED if is_sensitive_key(key) else _value(value)
+        out[key] = REDACTED if redact and is_sensitive_key(key) else _value(value)
     return out
 
 
 def span_row(span: ReadableSpan) -> tuple:
     span = scrub_span(span)
     context = span.context
-    attributes = _attributes(span.attributes)
+    attributes = _attributes(span.attributes, redact=False)
     events = [
         {"name": event.name, "time_ns": event.timestamp, "attributes": _attributes(event.attributes)}
         for event in list(span.events)[:MAX_EVENTS]
@@ -142,7 +143,7 @@ def span_row(span: ReadableSpan) -> tuple:
         _value(span.status.description) if span.status.description else None,
         conversation if isinstance(conversation, str) else None,
         json.dumps(attributes, ensure_ascii=False),
-        json.dumps(events, ensure_ascii=False),
+        json.dumps(events, ensure_ascii=False) if events else "[]",
     )
 
 
