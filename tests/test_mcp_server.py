@@ -237,6 +237,10 @@ def _check_trace(mcp: Mcp, chats: Chats) -> None:
     ), text
     text = _text(secret) + json.dumps(secret.structured_content)
     assert SECRET not in text and "[REDACTED]" in text, text
+    (rated,) = mcp.calls([("get_trace", {"trace_id": chats.failing_ok})])
+    text = _text(rated)
+    assert f"Replay session {chats.session}: http://localhost:3000/replay/{chats.session}" in text, text
+    assert "feedback -1" in text and rated.structured_content["trace"]["feedback"] == [-1], text
 
 
 def test_get_conversation_names_its_traces_and_its_failed_llm_call(local_run: LocalRun) -> None:
