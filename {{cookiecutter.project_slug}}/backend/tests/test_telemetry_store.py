@@ -273,3 +273,36 @@ def test_stored_log_lines_keep_their_logger_for_python_records(tmp_path: Path) -
     found = _trace(LocalSource(writer.path), span.get_span_context().trace_id)
     assert [(g.scope, g.severity, g.body) for g in found.logs] == [("app.test.store", "ERROR", "it broke")]
     writer.close()
+
+
+def test_recent_errors_groups_error_log_lines_by_logger_and_exception(tmp_path: Path) -> None:
+    """Error lines (with their traces) are grouped by logger and exception type; warnings are not errors."""
+    from app.mcp_server.server import TelemetryTools
+    from app.telemetry.logs import OtlpLogHandler
+
+    writer = _writer(tmp_path / "errors.sqlite3")
+    provider = _provider(writer)
+    logs = LoggerProvider()
+    logs.add_log_record_processor(store.StoreLogProcessor(writer))
+    logger = logging.getLogger("app.test.errors")
+    handler = OtlpLogHandler(logs)
+    logger.addHandler(handler)
+    trace_ids = []
+    try:
+        for attempt in range(2):
+            with provider.get_tracer("test").start_as_current_span(f"job {attempt}") as span:
+                trace_ids.append(f"{span.get_span_context().trace_id:032x}")
+                try:
+                    raise ValueError("bad input")
+                except ValueError:
+                    logger.exception("job failed")
+        logger.warning("only a warning")
+    finally:
+        logger.removeHandler(handler)
+    assert writer.flush(5)
+    result = anyio.run(TelemetryTools(LocalSource(writer.path)).recent_errors, "1h")
+    text = result.content[0].text
+    assert "2 error log line(s)" in text, text
+    assert f"- log app.test.errors · ValueError: 2 line(s), traces {trace_ids[1]}, {trace_ids[0]}" in text, text
+    assert "only a warning" not in text
+    writer.close()
