@@ -7,6 +7,8 @@ with one line naming each bad variable. Telemetry settings live in telemetry/con
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 
 from .telemetry.config import EnvSettings
@@ -14,6 +16,8 @@ from .telemetry.replay import DEFAULT_VENDOR, ReplayVendorName
 
 CEREBE_BASE_URL = "{{ cookiecutter.cerebe_base_url }}"
 CEREBE_MODEL = "{{ cookiecutter.cerebe_model }}"
+# The built-in replay's viewer in the web app (deploy/config/grafana.env has the same prefix).
+REPLAY_URL_PREFIX = "{% if cookiecutter.session_replay == 'builtin' and cookiecutter.include_web %}http://localhost:3000/replay/{% endif %}"
 
 
 class Settings(EnvSettings):
@@ -46,3 +50,35 @@ class Settings(EnvSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+class McpSettings(EnvSettings):
+    """The telemetry MCP server's settings (app/mcp_server/, `make mcp`); it reads only these."""
+
+    source: Literal["auto", "local", "stack"] = Field("auto", validation_alias="TELEMETRY_MCP_SOURCE")
+    """Where answers come from: `local` (the store `make run` writes), `stack` (Tempo, Loki, Prometheus),
+    `auto` (the stack when TEMPO_URL is set or Tempo answers on localhost:3200, else local).
+    Env: TELEMETRY_MCP_SOURCE."""
+
+    tempo_url: str | None = Field(None, validation_alias="TEMPO_URL")
+    """Tempo's HTTP API (TraceQL search, traces by id), e.g. http://localhost:3200. Env: TEMPO_URL."""
+
+    loki_url: str | None = Field(None, validation_alias="LOKI_URL")
+    """Loki's base URL, for a trace's log lines and recent error lines. Env: LOKI_URL."""
+
+    prometheus_url: str | None = Field(None, validation_alias="PROMETHEUS_URL")
+    """Prometheus's HTTP API, for 5xx counts by route. Env: PROMETHEUS_URL."""
+
+    grafana_url: str | None = Field(None, validation_alias="GRAFANA_URL")
+    """Grafana, for links to each trace in Explore (data source uid `tempo`). Env: GRAFANA_URL."""
+
+    replay_url_prefix: str | None = Field(REPLAY_URL_PREFIX or None, validation_alias="REPLAY_URL_PREFIX")
+    """A trace's replay session id appended to this is its replay. Env: REPLAY_URL_PREFIX."""
+
+    @field_validator("tempo_url", "loki_url", "prometheus_url", "grafana_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value or None

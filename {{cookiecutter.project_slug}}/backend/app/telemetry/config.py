@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Self
 
 from opentelemetry.sdk.environment_variables import (
@@ -205,7 +206,22 @@ class TelemetrySettings(EnvSettings):
     """Print each finished request as a span tree on stderr (console.py). Env: TELEMETRY_CONSOLE;
     unset, it is on when no OTLP endpoint is set in the environment and not in Kubernetes."""
 
-    @field_validator("console")
+    store: bool | None = Field(None, validation_alias="TELEMETRY_STORE", validate_default=True)
+    """Keep recent spans and log records in the local store that the telemetry MCP server reads
+    (store.py, `make mcp`). Env: TELEMETRY_STORE; unset, on in local development as the console view."""
+
+    store_path: Path | None = Field(None, validation_alias="TELEMETRY_STORE_PATH")
+    """The store's SQLite file; unset: <project>/.cache/telemetry/store.sqlite3. Env: TELEMETRY_STORE_PATH."""
+
+    store_max_bytes: int = Field(32 * 1024 * 1024, validation_alias="TELEMETRY_STORE_MAX_BYTES", ge=256 * 1024)
+    """Largest size of the store's data (the oldest rows go first). Env: TELEMETRY_STORE_MAX_BYTES."""
+
+    store_max_age_hours: float = Field(
+        24.0, validation_alias="TELEMETRY_STORE_MAX_AGE_HOURS", gt=0.0, le=24 * 365, allow_inf_nan=False
+    )
+    """Rows older than this are deleted. Env: TELEMETRY_STORE_MAX_AGE_HOURS."""
+
+    @field_validator("console", "store")
     @classmethod
     def _console_by_default_in_local_development(cls, value: bool | None) -> bool:
         if value is not None:

@@ -104,6 +104,11 @@ class ScrubbingSpanExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
+def scrub_span(span: ReadableSpan) -> ReadableSpan:
+    """The span with query secrets and sensitive headers redacted (itself when nothing needed it)."""
+    return _scrub_span(span)
+
+
 def _scrub_span(span: ReadableSpan) -> ReadableSpan:
     attributes = _scrub_attributes(span.attributes, URL_ATTRIBUTES)
     events = None

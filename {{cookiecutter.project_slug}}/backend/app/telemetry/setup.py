@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 from sqlalchemy.engine import Engine
 
-from . import console, logs, propagation, traces
+from . import console, logs, propagation, store, traces
 from .config import OTEL_SEMCONV_STABILITY_OPT_IN, TelemetrySettings
 from .exporters import OtlpExporters
 from .llm import LLMTelemetry
@@ -47,6 +47,7 @@ class Telemetry:
     llm: LLMTelemetry
     exporters: OtlpExporters = field(default_factory=OtlpExporters)
     log_handlers: list[logging.Handler] = field(default_factory=list)
+    store: store.StoreWriter | None = None
     _shutdown_once: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _is_shut_down: bool = field(default=False, repr=False)
 
@@ -142,6 +143,8 @@ def init_telemetry(
     telemetry.log_handlers = logs.configure_logging(settings, logger_provider)
     if settings.console:
         telemetry.log_handlers.append(console.install(tracer_provider))
+    if settings.store:
+        telemetry.store = store.install(tracer_provider, logger_provider, settings)
     _shutdown_with_lifespan(app, telemetry)
     atexit.register(telemetry.shutdown)
     app.state.telemetry = telemetry

@@ -35,9 +35,10 @@ class TelemetryCapture:
     def options(self, **settings: Any) -> dict[str, Any]:
         """Keyword arguments for init_telemetry; ignores OTEL_* in the environment (tests disable
         the SDK there for the module-level app) and never touches the global providers.
-        `settings` override TelemetrySettings fields. The console view is off (the spans go here)."""
+        `settings` override TelemetrySettings fields. The console view and the local store are off
+        (the spans go here)."""
         return {
-            "settings": TelemetrySettings.from_env({}, **{"console": False, **settings}),
+            "settings": TelemetrySettings.from_env({}, **{"console": False, "store": False, **settings}),
             "span_exporter": self.span_exporter,
             "log_exporter": self.log_exporter,
             "metric_reader": self.metric_reader,
