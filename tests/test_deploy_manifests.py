@@ -221,7 +221,8 @@ def test_every_published_port_binds_loopback_only(project):
     """Compose and k3d publish the collector, API, Grafana and web on 127.0.0.1, never on all interfaces."""
     compose = yaml.safe_load((project / "docker-compose.yaml").read_text(encoding="utf-8"))
     published = {
-        name: [str(port) for port in service.get("ports", [])] for name, service in compose["services"].items()
+        name: [str(port) for port in service.get("ports", [])]
+        for name, service in compose["services"].items()
     }
     assert published["otel-collector"] == ["127.0.0.1:4317:4317", "127.0.0.1:4318:4318"]
     assert published["api"] == ["127.0.0.1:8000:8000"]

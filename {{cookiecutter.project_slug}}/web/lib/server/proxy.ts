@@ -70,7 +70,7 @@ export function forwardRequestHeaders(incoming: Headers, requestUrl: URL, client
   const headers = copyHeaders(incoming, NOT_FORWARDED);
   for (const name of CLIENT_FORWARDING_HEADERS) headers.delete(name);
   headers.set("x-forwarded-for", client);
-  headers.set("x-forwarded-host", requestUrl.host);
+  headers.set("x-forwarded-host", incoming.get("host") ?? requestUrl.host);
   headers.set("x-forwarded-proto", requestUrl.protocol.replace(":", ""));
   return headers;
 }
