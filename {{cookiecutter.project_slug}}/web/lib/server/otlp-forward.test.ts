@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, beforeEach, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { SERVICE_NAME, SERVICE_NAMESPACE } from "../config";
+import { peerHeaders } from "./client-address";
 import { forwardOtlp } from "./otlp-forward";
 
 let collector: Server;
@@ -35,7 +36,7 @@ function post(body: BodyInit, headers: Record<string, string> = {}, path = "trac
   clients += 1;
   return new Request(`http://web.local/otel/v1/${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-forwarded-for": `10.0.0.${clients}`, ...headers },
+    headers: { "content-type": "application/json", ...peerHeaders(`10.0.0.${clients}`), ...headers },
     body,
     duplex: "half",
   } as RequestInit);
@@ -188,7 +189,7 @@ test("a client past OTLP_RATE_LIMIT exports a minute gets 429s; other clients do
   const limited = env({ OTLP_RATE_LIMIT: "3" });
   const statuses = [];
   for (let i = 0; i < 5; i += 1) {
-    const request = post(JSON.stringify(traces()), { "x-forwarded-for": "192.0.2.7" });
+    const request = post(JSON.stringify(traces()), peerHeaders("192.0.2.7"));
     statuses.push((await forwardOtlp(request, "traces", limited)).status);
   }
   assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
@@ -279,7 +280,7 @@ test("a client makes at most OTLP_MAX_SERIES new series: the points past them ar
   const sent: number[] = [];
   for (let i = 0; i < 3; i += 1) {
     received = [];
-    const request = post(JSON.stringify(metrics(points.slice(i * 100, (i + 1) * 100))), { "x-forwarded-for": "192.0.2.77" });
+    const request = post(JSON.stringify(metrics(points.slice(i * 100, (i + 1) * 100))), peerHeaders("192.0.2.77"));
     assert.equal((await forwardOtlp(request, "metrics", limited)).status, 200);
     const metric = received.length ? forwarded().resourceMetrics[0].scopeMetrics[0].metrics[0] : undefined;
     sent.push(metric ? metric.gauge.dataPoints.length : 0);
@@ -287,6 +288,6 @@ test("a client makes at most OTLP_MAX_SERIES new series: the points past them ar
   assert.deepEqual(sent, [20, 0, 0]);
   const spans = Array.from({ length: 50 }, (_, i) => ({ ...span(), name: `span ${i}` }));
   received = [];
-  await forwardOtlp(post(JSON.stringify(traces(SERVICE_NAME, spans)), { "x-forwarded-for": "192.0.2.78" }), "traces", limited);
+  await forwardOtlp(post(JSON.stringify(traces(SERVICE_NAME, spans)), peerHeaders("192.0.2.78")), "traces", limited);
   assert.equal(forwarded().resourceSpans[0].scopeSpans[0].spans.length, 20);
 });

@@ -14,7 +14,7 @@
  *
  * What passes is rebuilt and bounded (otlp-policy.ts): the identity is this server's, and spans or
  * points past the client's OTLP_MAX_SERIES new series per OTLP_SERIES_WINDOW_SECONDS are dropped.
- * The client is the address this server's socket saw (lib/server/security-headers.ts). It is sent on as JSON. When the collector
+ * The client is the address this server's socket saw (lib/server/client-address.ts). It is sent on as JSON. When the collector
  * cannot take it (down, slow, failing), the export is dropped with a 202, logged once per outage
  * on the server: the browser would otherwise print every failed export in red, and retry it.
  * The forward itself is never traced.
@@ -34,7 +34,7 @@ import {
 import { sanitizeExport } from "./otlp-policy";
 import { RateLimiter } from "./rate-limit";
 import { SeriesBudget } from "./series-budget";
-import { clientAddress } from "./security-headers";
+import { clientAddress } from "./client-address";
 
 const COLLECTOR_TIMEOUT_MS = 10_000;
 

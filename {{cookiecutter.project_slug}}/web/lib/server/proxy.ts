@@ -22,7 +22,7 @@ import { Readable } from "node:stream";
 import { checkDeclaredLength, limitedStream, RequestRefused, refusal } from "./bounded-body";
 import { apiBaseUrl, apiMaxBodyBytes, type Env } from "./env";
 import { scrubText } from "./scrubbing";
-import { CLIENT_FORWARDING_HEADERS, clientAddress } from "./security-headers";
+import { CLIENT_FORWARDING_HEADERS, clientAddress, PEER_MARK_HEADER, UNKNOWN_CLIENT } from "./client-address";
 import { activeServerSpan } from "./server-span";
 import { sessionAttributes } from "./session";
 
@@ -64,12 +64,13 @@ function copyHeaders(source: Headers, dropped: ReadonlySet<string>): Headers {
  * The headers to send upstream: end-to-end ones, plus who connected and where. Forwarding headers
  * come from this server alone, never from the client: X-Forwarded-For is the one address this
  * server's socket saw (`client`), so the backend, which trusts that header from this tier only,
- * rate-limits the real peer however the client fills in its own.
+ * rate-limits the real peer however the client fills in its own (lib/server/client-address.ts).
  */
 export function forwardRequestHeaders(incoming: Headers, requestUrl: URL, client: string): Headers {
   const headers = copyHeaders(incoming, NOT_FORWARDED);
-  for (const name of CLIENT_FORWARDING_HEADERS) headers.delete(name);
-  headers.set("x-forwarded-for", client);
+  for (const name of [...CLIENT_FORWARDING_HEADERS, PEER_MARK_HEADER]) headers.delete(name);
+  // Unknown (a request the server took before it could mark it): the backend sees this server.
+  if (client !== UNKNOWN_CLIENT) headers.set("x-forwarded-for", client);
   headers.set("x-forwarded-host", incoming.get("host") ?? requestUrl.host);
   headers.set("x-forwarded-proto", requestUrl.protocol.replace(":", ""));
   return headers;
