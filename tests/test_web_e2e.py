@@ -48,6 +48,12 @@ OTEL_GLOBALS = """() => {
   return { version: api?.version, fields: api?.propagation?.fields?.() ?? null };
 }"""
 TRACE_HEADERS = ("traceparent", "tracestate", *SESSION_HEADERS.values())
+# Every Content-Security-Policy violation of the page, collected before any page script runs.
+CSP_LISTENER = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__csp.push({ directive: e.effectiveDirective, blocked: e.blockedURI }));
+"""
 
 
 @dataclass
@@ -75,6 +81,7 @@ class BrowserRun:
     receiver_errors: list[str]
     content_types: list[str]
     first_load: list[str]
+    csp_violations: list[dict]
 
     # -- finding spans -----------------------------------------------------------------------------
 
@@ -193,6 +200,7 @@ def run(
     ):
         rx, llm, web = stack.rx, stack.llm, stack.web
         page = browser.new_page()
+        page.add_init_script(CSP_LISTENER)
         page.on("request", lambda r: seen.append(SeenRequest(r.method, r.url, dict(r.headers))))
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         with urllib.request.urlopen(f"{web.url}/", timeout=20) as response:
@@ -207,6 +215,7 @@ def run(
         shown = page.text_content("[data-testid=trace-id]") or ""
         stored = page.evaluate("() => sessionStorage.getItem('otel.session.id')")
         otel_globals = page.evaluate(OTEL_GLOBALS)
+        csp_violations = page.evaluate("() => window.__csp")
         page.wait_for_timeout(800)  # the fetch span ends ~300 ms after the response body
         page.goto("about:blank")  # pagehide: the ended spans leave in a keepalive request
         rx.wait_for(lambda r: _complete(r, web.url, stack.backend.url), timeout=20)
@@ -229,6 +238,7 @@ def run(
         receiver_errors=rx.errors,
         content_types=rx.content_types,
         first_load=first_load,
+        csp_violations=csp_violations,
     )
 
 
@@ -237,6 +247,11 @@ def test_the_page_shows_the_reply_and_its_trace_id(run: BrowserRun) -> None:
     assert run.reply == f"Echo: {MESSAGE}"
     assert run.shown_trace_id == run.backend_server().trace_id
     assert run.page_errors == []
+
+
+def test_the_page_and_its_replay_vendor_run_under_the_pages_policy(run: BrowserRun) -> None:
+    """No Content-Security-Policy violation, whichever replay vendor the page loads."""
+    assert run.csp_violations == []
 
 
 def test_every_export_was_well_formed(run: BrowserRun) -> None:
