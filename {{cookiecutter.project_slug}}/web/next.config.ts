@@ -30,15 +30,10 @@ const REPLAY_VIEWER_CSP = [
 const nextConfig: NextConfig = {
   reactStrictMode: true,
   poweredByHeader: false,
-  experimental: {
-    // What Next.js reads of a request body for proxy.ts, which runs for pages only (no page takes
-    // a body): a hostile POST to a page is not buffered past this (default 10 MB per request).
-    proxyClientMaxBodySize: 1024,
-  },
   async headers() {
     return [
       // Every response: never framed, never MIME-sniffed, referrers cut to the origin elsewhere.
-      // The pages' Content-Security-Policy carries a per-request nonce: proxy.ts sets it.
+      // The pages' Content-Security-Policy carries a per-request nonce: lib/server/request-hook.ts sets it.
       {
         source: "/:path*",
         headers: [

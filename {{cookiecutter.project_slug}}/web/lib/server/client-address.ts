@@ -3,9 +3,9 @@
  * The client's identity on this server: the address of the socket it accepted, never a header the
  * client wrote. Next.js keeps an incoming X-Forwarded-For and only fills the header in when there
  * is none, and a route handler cannot see the socket; a proxy.ts (middleware) that dropped the
- * header would also make Next.js buffer every request body for it. So instrumentation.ts calls
- * installPeerAddress() once at start: for every request the HTTP server takes, before Next.js
- * sees it, the client's forwarding headers (X-Forwarded-For, X-Real-IP, Forwarded,
+ * header would also make Next.js read every request body whole for it. So the request hook
+ * (lib/server/request-hook.ts) calls markPeer() for every request the HTTP server takes, before
+ * Next.js sees it: the client's forwarding headers (X-Forwarded-For, X-Real-IP, Forwarded,
  * X-Forwarded-Host/Port/Proto) are dropped and X-Forwarded-For is set to the socket's peer, with a
  * mark only this process knows. clientAddress() trusts X-Forwarded-For only with that mark: a
  * request that came in before the hook was installed counts as "unknown" (one shared identity),
@@ -16,7 +16,7 @@
  * the per-client limits then act as one total limit.
  */
 import { randomBytes } from "node:crypto";
-import * as http from "node:http";
+import type { IncomingMessage } from "node:http";
 
 /** Headers through which a client could name another address, host or scheme than its own. */
 export const CLIENT_FORWARDING_HEADERS = [
@@ -32,9 +32,8 @@ export const PEER_MARK_HEADER = "x-web-peer-mark";
 export const UNKNOWN_CLIENT = "unknown";
 // Route handlers and instrumentation.ts are bundled apart: the mark lives on globalThis.
 const MARK = Symbol.for("sage-obs.web.peer-mark");
-const INSTALLED = Symbol.for("sage-obs.web.peer-address-installed");
 
-type Marked = typeof globalThis & { [MARK]?: string; [INSTALLED]?: boolean };
+type Marked = typeof globalThis & { [MARK]?: string };
 
 function mark(): string {
   const global = globalThis as Marked;
@@ -49,26 +48,14 @@ export function normalizeAddress(address: string | undefined): string {
 }
 
 /** Rewrites `request`'s headers as described above. */
-export function markPeer(request: Pick<http.IncomingMessage, "headers" | "socket">): void {
+export function markPeer(request: Pick<IncomingMessage, "headers" | "socket">): void {
   const headers = request.headers;
   for (const name of [...CLIENT_FORWARDING_HEADERS, PEER_MARK_HEADER]) delete headers[name];
   headers["x-forwarded-for"] = normalizeAddress(request.socket?.remoteAddress);
   headers[PEER_MARK_HEADER] = mark();
 }
 
-/** Rewrites every request any HTTP server of this process takes (once; later calls do nothing). */
-export function installPeerAddress(): void {
-  const global = globalThis as Marked;
-  if (global[INSTALLED]) return;
-  global[INSTALLED] = true;
-  const emit = http.Server.prototype.emit as (this: http.Server, event: string | symbol, ...args: unknown[]) => boolean;
-  http.Server.prototype.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === "request") markPeer(args[0] as http.IncomingMessage);
-    return emit.call(this, event, ...args);
-  } as typeof http.Server.prototype.emit;
-}
-
-/** The client's address, as installPeerAddress() set it; "unknown" for a request it did not see. */
+/** The client's address, as markPeer() set it; "unknown" for a request it did not see. */
 export function clientAddress(headers: Headers): string {
   const marked = (globalThis as Marked)[MARK];
   if (!marked || headers.get(PEER_MARK_HEADER) !== marked) return UNKNOWN_CLIENT;

@@ -1,6 +1,6 @@
 // Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 /**
- * The pages' Content-Security-Policy, set by proxy.ts (Next.js's proxy, at the app's root) on every
+ * The pages' Content-Security-Policy, set by the request hook (lib/server/request-hook.ts) on every
  * page request: a fresh nonce per request, which Next.js puts on its own inline scripts (it reads
  * the nonce from the request's CSP header); no other inline script or handler runs. Fetches go to
  * this origin only (the browser's OTLP export and the /api/* proxy), plus the replay vendor's own
