@@ -209,12 +209,31 @@ def test_the_k3d_cluster_pins_k3s_and_maps_the_ports_the_readme_and_make_print(p
     cluster = yaml.safe_load((project / "deploy" / "k3d" / "cluster.yaml").read_text(encoding="utf-8"))
     assert cluster["apiVersion"] == "k3d.io/v1alpha5" and cluster["metadata"]["name"] == project.name
     assert cluster["image"] == K3S_IMAGE
-    host_ports = {mapping["port"].split(":")[0] for mapping in cluster["ports"]}
+    host_ports = {mapping["port"].split(":")[1] for mapping in cluster["ports"]}
     assert host_ports == {"3001", "8000", "4318"} | ({"3000"} if (project / "web").exists() else set())
     makefile = (project / "deploy" / "k3d.mk").read_text(encoding="utf-8")
     assert (
         "GRAFANA_URL ?= http://localhost:3001" in makefile and "API_URL ?= http://localhost:8000" in makefile
     )
+
+
+def test_every_published_port_binds_loopback_only(project):
+    """Compose and k3d publish the collector, API, Grafana and web on 127.0.0.1, never on all interfaces."""
+    compose = yaml.safe_load((project / "docker-compose.yaml").read_text(encoding="utf-8"))
+    published = {
+        name: [str(port) for port in service.get("ports", [])]
+        for name, service in compose["services"].items()
+    }
+    assert published["otel-collector"] == ["127.0.0.1:4317:4317", "127.0.0.1:4318:4318"]
+    assert published["api"] == ["127.0.0.1:8000:8000"]
+    assert published["grafana"] == ["127.0.0.1:3001:3000"]
+    assert published.get("web", []) == (["127.0.0.1:3000:3000"] if (project / "web").exists() else [])
+    for ports in published.values():
+        for port in ports:
+            assert isinstance(port, str) and port.startswith("127.0.0.1:"), port
+    cluster = yaml.safe_load((project / "deploy" / "k3d" / "cluster.yaml").read_text(encoding="utf-8"))
+    mappings = [mapping["port"] for mapping in cluster["ports"]]
+    assert mappings and all(re.fullmatch(r"127\.0\.0\.1:\d+:\d+", port) for port in mappings), mappings
 
 
 def test_compose_mounts_the_same_config_files_the_k8s_stack_generates_from(project):

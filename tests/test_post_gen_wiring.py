@@ -322,7 +322,7 @@ MISWIRINGS = [
     ),
     case(
         "k3d-port-compose-does-not-publish",
-        [("docker-compose.yaml", '"3001:3000"', '"3002:3000"')],
+        [("docker-compose.yaml", ':3001:3000"', ':3002:3000"')],
         [
             "docker-compose.yaml: service 'grafana' does not publish 3001:3000 "
             "(expected the same localhost port as deploy/k3d/cluster.yaml)",

@@ -18,6 +18,7 @@ import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -48,6 +49,12 @@ OTEL_GLOBALS = """() => {
   return { version: api?.version, fields: api?.propagation?.fields?.() ?? null };
 }"""
 TRACE_HEADERS = ("traceparent", "tracestate", *SESSION_HEADERS.values())
+# Every Content-Security-Policy violation of the page, collected before any page script runs.
+CSP_LISTENER = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__csp.push({ directive: e.effectiveDirective, blocked: e.blockedURI }));
+"""
 
 
 @dataclass
@@ -75,6 +82,9 @@ class BrowserRun:
     receiver_errors: list[str]
     content_types: list[str]
     first_load: list[str]
+    csp_violations: list[dict]
+    page_policy: str
+    vendor_env: dict[str, str]
 
     # -- finding spans -----------------------------------------------------------------------------
 
@@ -187,17 +197,19 @@ def run(
     app = ensure_web_build(project / "web", CACHE_DIR)
     seen: list[SeenRequest] = []
     page_errors: list[str] = []
+    vendor_env = _vendor_env(vendor)
     with (
-        web_stack(project, app, backend_python, workdir, web_env=_vendor_env(vendor)) as stack,
+        web_stack(project, app, backend_python, workdir, web_env=vendor_env) as stack,
         chromium() as browser,
     ):
         rx, llm, web = stack.rx, stack.llm, stack.web
         page = browser.new_page()
+        page.add_init_script(CSP_LISTENER)
         page.on("request", lambda r: seen.append(SeenRequest(r.method, r.url, dict(r.headers))))
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         with urllib.request.urlopen(f"{web.url}/", timeout=20) as response:
             first_load = list(dict.fromkeys(SCRIPT_SRC.findall(response.read().decode())))
-        page.goto(web.url)
+        page_policy = page.goto(web.url).headers.get("content-security-policy", "")
         page.wait_for_selector("html[data-telemetry]", timeout=20_000)
         assert page.get_attribute("html", "data-telemetry") == "ready", web.output()
         page.fill("[data-testid=chat-input]", MESSAGE)
@@ -207,6 +219,7 @@ def run(
         shown = page.text_content("[data-testid=trace-id]") or ""
         stored = page.evaluate("() => sessionStorage.getItem('otel.session.id')")
         otel_globals = page.evaluate(OTEL_GLOBALS)
+        csp_violations = page.evaluate("() => window.__csp")
         page.wait_for_timeout(800)  # the fetch span ends ~300 ms after the response body
         page.goto("about:blank")  # pagehide: the ended spans leave in a keepalive request
         rx.wait_for(lambda r: _complete(r, web.url, stack.backend.url), timeout=20)
@@ -229,6 +242,9 @@ def run(
         receiver_errors=rx.errors,
         content_types=rx.content_types,
         first_load=first_load,
+        csp_violations=csp_violations,
+        page_policy=page_policy,
+        vendor_env=vendor_env,
     )
 
 
@@ -237,6 +253,15 @@ def test_the_page_shows_the_reply_and_its_trace_id(run: BrowserRun) -> None:
     assert run.reply == f"Echo: {MESSAGE}"
     assert run.shown_trace_id == run.backend_server().trace_id
     assert run.page_errors == []
+
+
+def test_the_page_and_its_replay_vendor_run_under_the_pages_policy(run: BrowserRun) -> None:
+    """The page's nonce policy lets each vendor reach its endpoint only; no violation in Chromium."""
+    directives = dict(d.strip().split(" ", 1) for d in run.page_policy.split(";"))
+    assert "'nonce-" in directives["script-src"] and "'unsafe-inline'" not in directives["script-src"]
+    endpoints = {f"{u.scheme}://{u.hostname}:{u.port}" for u in map(urlsplit, run.vendor_env.values())}
+    assert directives["connect-src"].split() == ["'self'", *sorted(endpoints)]
+    assert run.csp_violations == []
 
 
 def test_every_export_was_well_formed(run: BrowserRun) -> None:

@@ -32,6 +32,17 @@ const nextConfig: NextConfig = {
   poweredByHeader: false,
   async headers() {
     return [
+      // Every response: never framed, never MIME-sniffed, referrers cut to the origin elsewhere.
+      // The pages' Content-Security-Policy carries a per-request nonce: lib/server/request-hook.ts sets it.
+      {
+        source: "/:path*",
+        headers: [
+          { key: "X-Frame-Options", value: "DENY" },
+          { key: "X-Content-Type-Options", value: "nosniff" },
+          { key: "Referrer-Policy", value: "strict-origin-when-cross-origin" },
+        ],
+      },
+      // Listed last: its Referrer-Policy wins over the one above.
       {
         source: "/replay/:path*",
         headers: [

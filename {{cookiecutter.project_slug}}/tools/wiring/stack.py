@@ -79,7 +79,9 @@ def check_published_ports(project: Project) -> list[str]:
     }
     problems = []
     for mapping in cluster[1].get("ports") or []:
-        host, _, node = str(mapping.get("port", "") if isinstance(mapping, dict) else "").partition(":")
+        # [address:]host:node, e.g. 127.0.0.1:8000:30800
+        host, _, node = str(mapping.get("port", "") if isinstance(mapping, dict) else "").rpartition(":")
+        host = host.rpartition(":")[2]
         if not (host.isdigit() and node.isdigit()):
             continue
         if int(node) not in node_ports:

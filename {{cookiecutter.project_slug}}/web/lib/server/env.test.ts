@@ -116,6 +116,8 @@ test("the body and OTLP limits are positive integers, with defaults for anything
     maxAttributes: 128,
     ratePerMinute: 120,
     totalRatePerMinute: 6000,
+    maxSeries: 200,
+    seriesWindowMs: 600_000,
   });
   assert.equal(otlpLimits({ OTLP_RATE_LIMIT: "7", OTLP_MAX_ITEMS: "1.5" }).ratePerMinute, 7);
   assert.equal(otlpLimits({ OTLP_MAX_ITEMS: "1.5" }).maxItems, 1000);

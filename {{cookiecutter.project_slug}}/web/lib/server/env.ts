@@ -25,6 +25,8 @@
  *   OTLP_MAX_ATTRIBUTE_LENGTH           longer string attribute values are cut to this (default 4096)
  *   OTLP_RATE_LIMIT                     browser exports per minute per client address (default 120)
  *   OTLP_RATE_LIMIT_TOTAL               browser exports per minute from all clients together (default 6000)
+ *   OTLP_MAX_SERIES                     new series (span-metrics keys, metric points) per client per window (default 200)
+ *   OTLP_SERIES_WINDOW_SECONDS          that window (default 600)
  */
 import {
   DEPLOYMENT_ENVIRONMENT,
@@ -150,6 +152,9 @@ export interface OtlpLimits {
   /** Exports per minute from one client address, and from all of them; past them: 429. */
   ratePerMinute: number;
   totalRatePerMinute: number;
+  /** Distinct series one client address may make per `seriesWindowMs`; past them items are dropped. */
+  maxSeries: number;
+  seriesWindowMs: number;
 }
 
 export function otlpLimits(env: Env): OtlpLimits {
@@ -160,6 +165,8 @@ export function otlpLimits(env: Env): OtlpLimits {
     maxAttributes: 128,
     ratePerMinute: positiveInteger(env, "OTLP_RATE_LIMIT", 120),
     totalRatePerMinute: positiveInteger(env, "OTLP_RATE_LIMIT_TOTAL", 6000),
+    maxSeries: positiveInteger(env, "OTLP_MAX_SERIES", 200),
+    seriesWindowMs: positiveInteger(env, "OTLP_SERIES_WINDOW_SECONDS", 600) * 1000,
   };
 }
 

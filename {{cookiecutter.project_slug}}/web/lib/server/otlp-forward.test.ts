@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, beforeEach, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { SERVICE_NAME, SERVICE_NAMESPACE } from "../config";
+import { peerHeaders } from "./client-address";
 import { forwardOtlp } from "./otlp-forward";
 
 let collector: Server;
@@ -35,7 +36,7 @@ function post(body: BodyInit, headers: Record<string, string> = {}, path = "trac
   clients += 1;
   return new Request(`http://web.local/otel/v1/${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-forwarded-for": `10.0.0.${clients}`, ...headers },
+    headers: { "content-type": "application/json", ...peerHeaders(`10.0.0.${clients}`), ...headers },
     body,
     duplex: "half",
   } as RequestInit);
@@ -188,7 +189,7 @@ test("a client past OTLP_RATE_LIMIT exports a minute gets 429s; other clients do
   const limited = env({ OTLP_RATE_LIMIT: "3" });
   const statuses = [];
   for (let i = 0; i < 5; i += 1) {
-    const request = post(JSON.stringify(traces()), { "x-forwarded-for": "192.0.2.7" });
+    const request = post(JSON.stringify(traces()), peerHeaders("192.0.2.7"));
     statuses.push((await forwardOtlp(request, "traces", limited)).status);
   }
   assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
@@ -210,4 +211,83 @@ test("with no collector the export is dropped with a 202 (no red line in the con
   }
   assert.equal(warnings.length, 1, warnings.join("\n"));
   assert.match(warnings[0], /^browser telemetry: the collector did not take an export/);
+});
+
+function metrics(points: object[], name = "browser.vital", resource = [kv("service.name", SERVICE_NAME)]) {
+  return {
+    resourceMetrics: [
+      {
+        resource: { attributes: resource },
+        scopeMetrics: [{ scope: { name: "t" }, metrics: [{ name, gauge: { dataPoints: points } }] }],
+      },
+    ],
+  };
+}
+
+test("the identity is rewritten: one service.name, the server's, and no item attribute claims another", async () => {
+  const export_ = traces(SERVICE_NAME, [span([kv("service.name", "sage-app-api"), kv("service_name", "x"), kv("job", "api"), kv("ok", "1")])]);
+  export_.resourceSpans[0].resource.attributes.push(kv("service.name", SERVICE_NAME), kv("deployment.environment.name", "prod"));
+  const response = await forwardOtlp(post(JSON.stringify(export_)), "traces", env({ DEPLOYMENT_ENVIRONMENT: "staging" }));
+  assert.equal(response.status, 200);
+  const block = forwarded().resourceSpans[0];
+  const keys = block.resource.attributes.map((a: { key: string }) => a.key);
+  assert.equal(keys.filter((k: string) => k === "service.name").length, 1);
+  assert.equal(attribute(block.resource.attributes, "service.namespace"), SERVICE_NAMESPACE);
+  assert.equal(attribute(block.resource.attributes, "deployment.environment.name"), "staging");
+  assert.deepEqual(block.scopeSpans[0].spans[0].attributes, [kv("ok", "1")]);
+});
+
+test("a resource listing the web app and then the backend is refused whole", async () => {
+  const export_ = traces(SERVICE_NAME);
+  export_.resourceSpans[0].resource.attributes.push(kv("service.name", "sage-app-api"));
+  const response = await forwardOtlp(post(JSON.stringify(export_)), "traces", env());
+  assert.equal(response.status, 403);
+  assert.equal(received.length, 0);
+});
+
+test("data points lose identity attributes; metrics named like the backend's are refused", async () => {
+  const point = { asDouble: 1, timeUnixNano: "1", attributes: [kv("service.name", "sage-app-api"), kv("page", "/")] };
+  assert.equal((await forwardOtlp(post(JSON.stringify(metrics([point]))), "metrics", env())).status, 200);
+  assert.deepEqual(forwarded().resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[0].attributes, [kv("page", "/")]);
+  received = [];
+  for (const name of ["gen_ai.client.cost", "http.server.request.duration", "app.feedback", "gen_ai_client_cost_USD_total"]) {
+    const response = await forwardOtlp(post(JSON.stringify(metrics([point], name))), "metrics", env());
+    assert.equal(response.status, 403, name);
+    assert.match(await response.text(), /is named like the backend's; export refused/);
+  }
+  assert.equal(received.length, 0);
+});
+
+test("feedback-shaped log records are refused", async () => {
+  const logs = (record: object) => ({
+    resourceLogs: [{ resource: { attributes: [kv("service.name", SERVICE_NAME)] }, scopeLogs: [{ scope: { name: "t" }, logRecords: [record] }] }],
+  });
+  for (const record of [
+    { eventName: "gen_ai.evaluation.result", body: str("x") },
+    { body: str("x"), attributes: [kv("gen_ai.evaluation.score.value", "-1")] },
+    { body: str("x"), attributes: [kv("app.feedback.score", "-1")] },
+  ]) {
+    const response = await forwardOtlp(post(JSON.stringify(logs(record)), {}, "logs"), "logs", env());
+    assert.equal(response.status, 403);
+    assert.match(await response.text(), /is a feedback event .*; export refused/);
+  }
+  assert.equal(received.length, 0);
+});
+
+test("a client makes at most OTLP_MAX_SERIES new series: the points past them are dropped", async () => {
+  const points = Array.from({ length: 500 }, (_, i) => ({ asDouble: 1, timeUnixNano: "1", attributes: [kv("id", `v${i}`)] }));
+  const limited = env({ OTLP_MAX_SERIES: "20" });
+  const sent: number[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    received = [];
+    const request = post(JSON.stringify(metrics(points.slice(i * 100, (i + 1) * 100))), peerHeaders("192.0.2.77"));
+    assert.equal((await forwardOtlp(request, "metrics", limited)).status, 200);
+    const metric = received.length ? forwarded().resourceMetrics[0].scopeMetrics[0].metrics[0] : undefined;
+    sent.push(metric ? metric.gauge.dataPoints.length : 0);
+  }
+  assert.deepEqual(sent, [20, 0, 0]);
+  const spans = Array.from({ length: 50 }, (_, i) => ({ ...span(), name: `span ${i}` }));
+  received = [];
+  await forwardOtlp(post(JSON.stringify(traces(SERVICE_NAME, spans)), peerHeaders("192.0.2.78")), "traces", limited);
+  assert.equal(forwarded().resourceSpans[0].scopeSpans[0].spans.length, 20);
 });

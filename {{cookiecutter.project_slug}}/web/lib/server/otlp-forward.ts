@@ -9,28 +9,49 @@
  *   413  a body over OTLP_MAX_BODY_BYTES (counted while it streams and inflates), or over
  *        OTLP_MAX_ITEMS spans / log records / data points
  *   400  a body that does not decompress, parse or have OTLP/JSON's shape
- *   403  a resource that claims another service (lib/server/otlp-policy.ts)
+ *   403  a resource that claims another service, a metric named like the backend's, a feedback
+ *        event (lib/server/otlp-policy.ts)
  *
- * What passes is rebuilt and bounded (otlp-policy.ts) and sent on as JSON. When the collector
+ * What passes is rebuilt and bounded (otlp-policy.ts): the identity is this server's, and spans or
+ * points past the client's OTLP_MAX_SERIES new series per OTLP_SERIES_WINDOW_SECONDS are dropped.
+ * The client is the address this server's socket saw (lib/server/client-address.ts). It is sent on as JSON. When the collector
  * cannot take it (down, slow, failing), the export is dropped with a 202, logged once per outage
  * on the server: the browser would otherwise print every failed export in red, and retry it.
  * The forward itself is never traced.
  */
 import { SERVICE_NAMESPACE } from "../config";
 import { readBoundedBody, RequestRefused, refusal } from "./bounded-body";
-import { type Env, OTLP_SIGNALS, type OtlpSignal, otlpHeaders, otlpLimits, otlpSignalUrl, serviceName } from "./env";
+import {
+  deploymentEnvironment,
+  type Env,
+  OTLP_SIGNALS,
+  type OtlpSignal,
+  otlpHeaders,
+  otlpLimits,
+  otlpSignalUrl,
+  serviceName,
+} from "./env";
 import { sanitizeExport } from "./otlp-policy";
-import { clientKey, RateLimiter } from "./rate-limit";
+import { RateLimiter } from "./rate-limit";
+import { SeriesBudget } from "./series-budget";
+import { clientAddress } from "./client-address";
 
 const COLLECTOR_TIMEOUT_MS = 10_000;
 
 let limiter: { key: string; limiter: RateLimiter } | undefined;
+let series: { key: string; budget: SeriesBudget } | undefined;
 let collectorFailing = false;
 
 function rateLimiter(perMinute: number, totalPerMinute: number): RateLimiter {
   const key = `${perMinute}/${totalPerMinute}`;
   if (limiter?.key !== key) limiter = { key, limiter: new RateLimiter({ perMinute, totalPerMinute }) };
   return limiter.limiter;
+}
+
+function seriesBudget(maxSeries: number, windowMs: number): SeriesBudget {
+  const key = `${maxSeries}/${windowMs}`;
+  if (series?.key !== key) series = { key, budget: new SeriesBudget({ maxSeries, windowMs }) };
+  return series.budget;
 }
 
 function mediaTypeOf(request: Request): string {
@@ -56,9 +77,11 @@ export async function forwardOtlp(request: Request, signal: string, env: Env = p
     return refusal(415, "this route takes OTLP/JSON only (Content-Type: application/json)");
   }
   const limits = otlpLimits(env);
-  if (!rateLimiter(limits.ratePerMinute, limits.totalRatePerMinute).allow(clientKey(request.headers))) {
+  const client = clientAddress(request.headers);
+  if (!rateLimiter(limits.ratePerMinute, limits.totalRatePerMinute).allow(client)) {
     return refusal(429, `more than ${limits.ratePerMinute} exports a minute from this client`, { "retry-after": "60" });
   }
+  const budget = seriesBudget(limits.maxSeries, limits.seriesWindowMs);
   let body: string;
   try {
     const bytes = await readBoundedBody(request, limits.maxBodyBytes);
@@ -69,7 +92,13 @@ export async function forwardOtlp(request: Request, signal: string, env: Env = p
       throw new RequestRefused(400, "body is not JSON");
     }
     body = JSON.stringify(
-      sanitizeExport(signal, parsed, { serviceName: serviceName(env), serviceNamespace: SERVICE_NAMESPACE, limits }),
+      sanitizeExport(signal, parsed, {
+        serviceName: serviceName(env),
+        serviceNamespace: SERVICE_NAMESPACE,
+        environment: deploymentEnvironment(env),
+        limits,
+        admitSeries: (key) => budget.admit(client, key),
+      }),
     );
   } catch (error) {
     if (error instanceof RequestRefused) return refusal(error.status, error.message);

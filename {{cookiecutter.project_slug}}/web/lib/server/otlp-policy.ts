@@ -5,7 +5,21 @@
  *
  * - its resources must be the web app's: a `service.name` or `service.namespace` that names
  *   another service refuses the whole export (403: an honest browser never sends one, and
- *   rewriting it would file a forged backend error under the web app); missing ones are set;
+ *   rewriting it would file a forged backend error under the web app). The identity is then
+ *   rewritten, not trusted: every copy of the identity keys (IDENTITY_KEYS) is removed and exactly
+ *   one of each is set, this server's (a resource listing service.name twice, [web, api], would
+ *   otherwise be filed by Tempo under the last one);
+ * - no span, event, link, log record or data point attribute may claim an identity either: keys
+ *   that become the same Prometheus label as an identity key (service.name, service_name, job,
+ *   instance, ...) are removed, as Prometheus lets a point attribute win over the resource's;
+ * - nothing the backend alone reports: metrics named like the backend's (gen_ai.*, http.server.*,
+ *   app.*: cost, 5xx counts and feedback feed the SLO and cost alerts) and feedback-shaped log
+ *   records (the `gen_ai.evaluation.result` event, gen_ai.evaluation.* or app.feedback.*
+ *   attributes: feedback goes through POST /api/feedback) refuse the export (403); such attributes
+ *   on spans, events and points are removed;
+ * - new series are bounded: a span's span-metrics key (name, kind, status, http.route, method) or a
+ *   data point's (metric name and attributes) counts against the client's series budget
+ *   (`admitSeries`, lib/server/series-budget.ts); items past it are dropped;
  * - at most `maxItems` spans, log records or metric data points (413), `maxAttributes` attributes
  *   per span, event, link, record or point, string values cut to `maxAttributeLength`, nested
  *   values at most MAX_VALUE_DEPTH deep;
@@ -19,13 +33,51 @@ import { isSensitiveKey, REDACTED, scrubText, URL_ATTRIBUTES } from "./scrubbing
 export interface OtlpPolicy {
   serviceName: string;
   serviceNamespace: string;
+  /** deployment.environment.name of every resource. */
+  environment: string;
   limits: OtlpLimits;
+  /** False once the client may make no new series; undefined: no budget. */
+  admitSeries?: (key: string) => boolean;
 }
 
 type Json = Record<string, unknown>;
 const MAX_VALUE_DEPTH = 4;
 const MAX_KEY_LENGTH = 256;
 const SERVICE_KEYS = ["service.name", "service.namespace"] as const;
+/** Resource attributes that say who sent the telemetry: set by this server, never taken from the export. */
+export const IDENTITY_KEYS = [
+  "service.name",
+  "service.namespace",
+  "service.instance.id",
+  "deployment.environment",
+  "deployment.environment.name",
+] as const;
+/**
+ * A key as Prometheus's OTLP translation makes it a label (UnderscoreEscaping: every character
+ * outside [a-zA-Z0-9_] becomes `_`), lowercased and with runs of `_` collapsed, so `service.name`,
+ * `service_name` and `Service-Name` all compare as `service_name`.
+ */
+export function labelForm(key: string): string {
+  return key.toLowerCase().replace(/[^a-z0-9]+/g, "_");
+}
+// Labels an item attribute may not become: the identity's, and the target labels Prometheus
+// derives from it (job = service.namespace/service.name, instance = service.instance.id).
+const RESERVED_LABELS = new Set([...IDENTITY_KEYS.map(labelForm), "job", "instance"]);
+// What the backend's feedback route emits (backend/app/api/feedback.py): never from a browser.
+const FEEDBACK_PREFIXES = ["gen_ai_evaluation", "app_feedback"];
+// Metric names the backend owns, in label form: its alerts (cost, 5xx, LLM errors) and dashboards
+// sum them over every service, so a browser-sent one would count as the backend's.
+const BACKEND_METRIC_PREFIXES = ["gen_ai_", "http_server_", "app_", "db_", "rpc_", "traces_", "target_info", "llm"];
+
+function claimsIdentity(key: string): boolean {
+  const label = labelForm(key);
+  return RESERVED_LABELS.has(label) || label.startsWith("_");
+}
+
+function isFeedbackKey(key: string): boolean {
+  const label = labelForm(key);
+  return FEEDBACK_PREFIXES.some((prefix) => label.startsWith(prefix));
+}
 
 // Where each signal keeps its items, and the fields of an item worth keeping.
 const LAYOUT: Record<OtlpSignal, { resources: string; scopes: string; items: string }> = {
@@ -139,20 +191,20 @@ class Sanitizer {
     const attributes = this.attributes(resource.attributes, `${where}.attributes`);
     const expected = { "service.name": this.policy.serviceName, "service.namespace": this.policy.serviceNamespace };
     for (const key of SERVICE_KEYS) {
-      const found = attributes.find((kv) => kv.key === key);
-      if (!found) {
-        attributes.push({ key, value: { stringValue: expected[key] } });
-        continue;
-      }
-      const claimed = (found.value as Json).stringValue;
-      if (claimed !== expected[key]) {
-        throw new RequestRefused(
-          403,
-          `resource ${key} ${JSON.stringify(String(claimed ?? "").slice(0, 64))} is not this web app's (${JSON.stringify(expected[key])}); export refused`,
-        );
+      for (const found of attributes.filter((kv) => labelForm(kv.key as string) === labelForm(key))) {
+        const claimed = (found.value as Json).stringValue;
+        if (claimed !== expected[key]) {
+          throw new RequestRefused(
+            403,
+            `resource ${key} ${JSON.stringify(String(claimed ?? "").slice(0, 64))} is not this web app's (${JSON.stringify(expected[key])}); export refused`,
+          );
+        }
       }
     }
-    return { attributes };
+    const identity: Record<string, string> = { ...expected, "deployment.environment.name": this.policy.environment };
+    const kept = attributes.filter((kv) => !claimsIdentity(kv.key as string));
+    for (const [key, value] of Object.entries(identity)) kept.push({ key, value: { stringValue: value } });
+    return { attributes: kept };
   }
 
   /** The named scalar fields of `item` (ids, times, counts), its attributes; the rest is dropped. */
@@ -165,11 +217,17 @@ class Sanitizer {
       else if (typeof value === "string") out[field] = value.slice(0, MAX_ID_LENGTH);
       else invalid(`${where}.${field}`, "is not a number or string");
     }
-    out.attributes = this.attributes(item.attributes, `${where}.attributes`);
+    out.attributes = this.itemAttributes(item.attributes, `${where}.attributes`);
     return out;
   }
 
-  span(raw: unknown, where: string): Json {
+  /** An item's attributes without the keys that claim an identity or a feedback. */
+  itemAttributes(raw: unknown, where: string): Json[] {
+    return this.attributes(raw, where).filter((kv) => !claimsIdentity(kv.key as string) && !isFeedbackKey(kv.key as string));
+  }
+
+  /** The span, or null when it would make a series past the client's budget. */
+  span(raw: unknown, where: string): Json | null {
     const span = object(raw, where);
     this.count(1, where);
     const out = this.common(span, where, [
@@ -197,11 +255,19 @@ class Sanitizer {
       .map((event, i) => {
         const e = object(event, `${where}.events[${i}]`);
         return { ...this.common(e, `${where}.events[${i}]`, ["timeUnixNano", "droppedAttributesCount"]), name: this.text(e.name ?? "", `${where}.events[${i}].name`) };
-      });
+      })
+      .filter((event) => !isFeedbackKey(event.name));
     out.links = list(span.links, `${where}.links`)
       .slice(0, this.policy.limits.maxAttributes)
       .map((link, i) => this.common(object(link, `${where}.links[${i}]`), `${where}.links[${i}]`, ["traceId", "spanId", "traceState", "flags", "droppedAttributesCount"]));
-    return out;
+    // What the collector's span_metrics connector makes a series of (deploy/config/otel-collector-config.yaml).
+    const dimension = (key: string) => JSON.stringify((out.attributes as Json[]).find((kv) => kv.key === key)?.value ?? null);
+    const series = ["span", out.name, out.kind ?? 0, (out.status as Json | undefined)?.code ?? 0, dimension("http.route"), dimension("http.request.method")];
+    return this.admit(JSON.stringify(series)) ? out : null;
+  }
+
+  admit(key: string): boolean {
+    return this.policy.admitSeries ? this.policy.admitSeries(key) : true;
   }
 
   logRecord(raw: unknown, where: string): Json {
@@ -220,13 +286,22 @@ class Sanitizer {
     ]);
     if (typeof out.severityText === "string") out.severityText = out.severityText.slice(0, 32);
     if (typeof out.eventName === "string") out.eventName = this.text(out.eventName, `${where}.eventName`);
+    const feedback = [typeof out.eventName === "string" ? out.eventName : "", ...this.attributes(record.attributes, `${where}.attributes`).map((kv) => kv.key as string)].find(isFeedbackKey);
+    if (feedback !== undefined) {
+      throw new RequestRefused(403, `${where} is a feedback event (${JSON.stringify(feedback.slice(0, 64))}); feedback goes through POST /api/feedback; export refused`);
+    }
     if (record.body !== undefined) out.body = this.value(record.body, `${where}.body`, 0, true);
     return out;
   }
 
-  metric(raw: unknown, where: string): Json {
+  /** The metric, or null when none of its points fits the client's series budget. */
+  metric(raw: unknown, where: string): Json | null {
     const metric = object(raw, where);
     const out: Json = { name: this.text(metric.name ?? "", `${where}.name`) };
+    const label = labelForm(out.name as string);
+    if (BACKEND_METRIC_PREFIXES.some((prefix) => label.startsWith(prefix))) {
+      throw new RequestRefused(403, `metric ${JSON.stringify((out.name as string).slice(0, 64))} is named like the backend's; export refused`);
+    }
     for (const field of ["description", "unit"]) if (metric[field] !== undefined) out[field] = this.text(metric[field], `${where}.${field}`);
     for (const kind of METRIC_DATA) {
       if (metric[kind] === undefined) continue;
@@ -235,12 +310,18 @@ class Sanitizer {
       this.count(points.length, `${where}.${kind}`);
       const kept: Json = {};
       for (const field of METRIC_DATA_FIELDS) if (data[field] !== undefined) kept[field] = data[field];
-      kept.dataPoints = points.map((point, i) => {
-        const p = object(point, `${where}.${kind}.dataPoints[${i}]`);
-        const numbers: Json = {};
-        for (const field of POINT_FIELDS) if (p[field] !== undefined) numbers[field] = p[field];
-        return { ...numbers, attributes: this.attributes(p.attributes, `${where}.${kind}.dataPoints[${i}].attributes`) };
-      });
+      kept.dataPoints = points
+        .map((point, i) => {
+          const p = object(point, `${where}.${kind}.dataPoints[${i}]`);
+          const numbers: Json = {};
+          for (const field of POINT_FIELDS) if (p[field] !== undefined) numbers[field] = p[field];
+          return { ...numbers, attributes: this.itemAttributes(p.attributes, `${where}.${kind}.dataPoints[${i}].attributes`) };
+        })
+        .filter((point) => {
+          const labels = (point.attributes as Json[]).map((kv) => [kv.key, kv.value]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+          return this.admit(JSON.stringify(["metric", out.name, kind, labels]));
+        });
+      if ((kept.dataPoints as Json[]).length === 0) return null;
       out[kind] = kept;
       break;
     }
@@ -272,7 +353,9 @@ export function sanitizeExport(signal: OtlpSignal, raw: unknown, policy: OtlpPol
             name: sanitizer.text(scope.name ?? "", `${at}.scope.name`),
             ...(scope.version === undefined ? {} : { version: sanitizer.text(scope.version, `${at}.scope.version`) }),
           },
-          [layout.items]: list(scopeBlock[layout.items], `${at}.${layout.items}`).map((one, i) => item(one, `${at}.${layout.items}[${i}]`)),
+          [layout.items]: list(scopeBlock[layout.items], `${at}.${layout.items}`)
+            .map((one, i) => item(one, `${at}.${layout.items}[${i}]`))
+            .filter((one) => one !== null),
         };
       }),
     };

@@ -12,8 +12,13 @@ test("the backend URL keeps the path (with /api) and the query", () => {
   assert.equal(upstreamUrl(url, "http://gw:80/backend/").href, "http://gw/backend/api/conversations/c1?limit=5");
 });
 
-test("end-to-end headers go upstream (trace context, session, auth); hop-by-hop ones do not", () => {
+test("end-to-end headers go upstream (trace context, session, auth); hop-by-hop and the client's forwarding ones do not", () => {
   const incoming = new Headers({
+    "x-forwarded-for": "203.0.113.9, 198.51.100.1",
+    "x-real-ip": "203.0.113.9",
+    forwarded: "for=203.0.113.9",
+    "x-forwarded-host": "evil.example",
+    "x-forwarded-proto": "gopher",
     traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     "x-session-id": "s1",
     baggage: "sentry-replay_id=r1",
@@ -24,11 +29,12 @@ test("end-to-end headers go upstream (trace context, session, auth); hop-by-hop 
     host: "app.example.com",
     "content-length": "12",
   });
-  const forwarded = forwardRequestHeaders(incoming, new URL("https://app.example.com/api/chat"));
+  const forwarded = forwardRequestHeaders(incoming, new URL("https://app.example.com/api/chat"), "192.0.2.10");
   assert.deepEqual(Object.fromEntries(forwarded), {
     authorization: "Bearer t",
     baggage: "sentry-replay_id=r1",
     traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "x-forwarded-for": "192.0.2.10",
     "x-forwarded-host": "app.example.com",
     "x-forwarded-proto": "https",
     "x-session-id": "s1",
@@ -88,6 +94,7 @@ describe("proxyToApi against a real server", () => {
     assert.equal(seen.body, '{"message":"hi"}');
     assert.equal(seen.headers?.["x-session-id"], "s1");
     assert.equal(seen.headers?.["x-forwarded-host"], "web.local");
+    assert.equal(seen.headers?.["x-forwarded-for"], undefined, "no address seen: none is made up");
   });
 
   test("an unreachable backend is a 502 with a JSON detail", async () => {

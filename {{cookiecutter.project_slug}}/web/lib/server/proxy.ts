@@ -6,7 +6,8 @@
  * sends before the upload is complete (its 413 for an oversized body became a 502 here). The
  * server's instrumentation (@vercel/otel, instrumentation.ts) makes the forward's CLIENT span, on
  * node:http as on fetch, and sends that span's traceparent; the session headers pass through
- * unchanged and name the session on the request's SERVER span too.
+ * unchanged and name the session on the request's SERVER span too. The client's own forwarding
+ * headers never pass: X-Forwarded-For is the address this server saw (forwardRequestHeaders).
  *
  * Request bodies stream through to the backend as they arrive, never buffered here, counted on the
  * way: past API_MAX_BODY_BYTES (as sent; the backend bounds what a compressed body inflates to)
@@ -21,6 +22,7 @@ import { Readable } from "node:stream";
 import { checkDeclaredLength, limitedStream, RequestRefused, refusal } from "./bounded-body";
 import { apiBaseUrl, apiMaxBodyBytes, type Env } from "./env";
 import { scrubText } from "./scrubbing";
+import { CLIENT_FORWARDING_HEADERS, clientAddress, PEER_MARK_HEADER, UNKNOWN_CLIENT } from "./client-address";
 import { activeServerSpan } from "./server-span";
 import { sessionAttributes } from "./session";
 
@@ -58,11 +60,19 @@ function copyHeaders(source: Headers, dropped: ReadonlySet<string>): Headers {
   return result;
 }
 
-/** The headers to send upstream: end-to-end ones, plus where the request came in. */
-export function forwardRequestHeaders(incoming: Headers, requestUrl: URL): Headers {
+/**
+ * The headers to send upstream: end-to-end ones, plus who connected and where. Forwarding headers
+ * come from this server alone, never from the client: X-Forwarded-For is the one address this
+ * server's socket saw (`client`), so the backend, which trusts that header from this tier only,
+ * rate-limits the real peer however the client fills in its own (lib/server/client-address.ts).
+ */
+export function forwardRequestHeaders(incoming: Headers, requestUrl: URL, client: string): Headers {
   const headers = copyHeaders(incoming, NOT_FORWARDED);
-  if (!headers.has("x-forwarded-host")) headers.set("x-forwarded-host", requestUrl.host);
-  if (!headers.has("x-forwarded-proto")) headers.set("x-forwarded-proto", requestUrl.protocol.replace(":", ""));
+  for (const name of [...CLIENT_FORWARDING_HEADERS, PEER_MARK_HEADER]) headers.delete(name);
+  // Unknown (a request the server took before it could mark it): the backend sees this server.
+  if (client !== UNKNOWN_CLIENT) headers.set("x-forwarded-for", client);
+  headers.set("x-forwarded-host", incoming.get("host") ?? requestUrl.host);
+  headers.set("x-forwarded-proto", requestUrl.protocol.replace(":", ""));
   return headers;
 }
 
@@ -173,7 +183,9 @@ export async function proxyToApi(request: Request, env: Env = process.env): Prom
     }
   }
   // A plain object: the instrumentation writes traceparent into it (http.request's options.headers).
-  const headers: OutgoingHttpHeaders = Object.fromEntries(forwardRequestHeaders(request.headers, requestUrl));
+  const headers: OutgoingHttpHeaders = Object.fromEntries(
+    forwardRequestHeaders(request.headers, requestUrl, clientAddress(request.headers)),
+  );
   const upstream = (target.protocol === "https:" ? https : http).request(target, {
     method: request.method,
     headers,

@@ -57,14 +57,3 @@ function refill(bucket: Bucket, perMinute: number, now: number): void {
   bucket.tokens = Math.min(perMinute, bucket.tokens + ((now - bucket.at) * perMinute) / 60_000);
   bucket.at = now;
 }
-
-/**
- * The client's address as the nearest proxy saw it: the last x-forwarded-for entry (Next.js sets
- * the header to the peer's address when the request has none). Without a proxy that overwrites
- * the header a client can name itself; the total limit still holds.
- */
-export function clientKey(headers: Headers): string {
-  const forwarded = headers.get("x-forwarded-for") ?? "";
-  const last = forwarded.split(",").pop()?.trim();
-  return last ? last.slice(0, 64) : "unknown";
-}
