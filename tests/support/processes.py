@@ -83,12 +83,13 @@ class Backend:
 def run_backend(
     python: Path, project: Path, env: dict[str, str], log_path: Path, command: list[str] | None = None
 ) -> Iterator[Backend]:
-    """Starts `uvicorn app.main:app` in project/backend; on exit stops it with SIGTERM (graceful).
+    """Starts the API as the rendered project does (`python -m app.serve`: uvicorn with the server's
+    limits) in project/backend; on exit stops it with SIGTERM (graceful).
 
-    `command` replaces `python -m uvicorn app.main:app` (e.g. with opentelemetry-instrument in front).
+    `command` replaces `python -m app.serve` (e.g. plain uvicorn, or opentelemetry-instrument in front).
     """
     port = free_port()
-    command = command or [str(python), "-m", "uvicorn", "app.main:app"]
+    command = command or [str(python), "-m", "app.serve"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
