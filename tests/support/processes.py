@@ -139,6 +139,10 @@ class StubLLM:
     def requests(self) -> list[dict]:
         return httpx.get(f"{self.url}/_stub/requests", timeout=5).json()
 
+    def abandoned(self) -> int:
+        """Slow calls whose caller closed the connection before the answer (`[stub:slow=...]`)."""
+        return httpx.get(f"{self.url}/_stub/abandoned", timeout=5).json()["abandoned"]
+
 
 @contextmanager
 def run_stub_llm(python: Path, project: Path) -> Iterator[StubLLM]:
