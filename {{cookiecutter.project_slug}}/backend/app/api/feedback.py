@@ -42,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..db import FeedbackVote, Message
+from ..limits import read_body
 from ..ratelimit import SlidingWindow, client_id, retry_after_header
 from ..telemetry.scrubbing import clean_free_text
 
@@ -152,7 +153,7 @@ async def feedback(request: Request) -> Response:
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding != "identity":
         raise HTTPException(415, f"Content-Encoding {encoding!r} is not accepted; send plain JSON")
-    body = parse_feedback(await _read_limited(request, MAX_BODY_BYTES))
+    body = parse_feedback(await read_body(request, MAX_BODY_BYTES))
     query = (
         select(Message)
         .where(Message.trace_id == body.trace_id, Message.role == "assistant", Message.span_id.is_not(None))
@@ -170,19 +171,6 @@ async def feedback(request: Request) -> Response:
             raise HTTPException(409, "this client has rated this reply already") from None
     request.app.state.feedback_telemetry.record(reply, body)
     return Response(status_code=204)
-
-
-async def _read_limited(request: Request, max_bytes: int) -> bytes:
-    """Reads at most max_bytes + 1, so an oversized body is refused without buffering it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise HTTPException(413, f"body is {declared} bytes; the limit is {max_bytes}")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > max_bytes:
-            raise HTTPException(413, f"body is over {max_bytes} bytes")
-    return bytes(body)
 
 
 __all__ = ["FeedbackIn", "mount", "parse_feedback", "router"]
