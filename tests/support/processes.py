@@ -33,6 +33,17 @@ _INHERITED = (
 )
 
 
+# A load test is one client sending many chats, as an attacker would: it lifts the per-client LLM
+# spend limits (CHAT_*, backend/app/chat_limits.py) that tests/test_hostile_backend.py holds it to.
+LOAD_TEST_LIMITS = {
+    "CHAT_REQUESTS_PER_MINUTE": "1000000",
+    "CHAT_REQUESTS_PER_MINUTE_TOTAL": "1000000",
+    "CHAT_TOKENS_PER_HOUR": "1000000000000",
+    "CHAT_TOKENS_PER_HOUR_TOTAL": "1000000000000",
+    "CHAT_CONCURRENT_PER_CLIENT": "1000",
+}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
