@@ -396,6 +396,24 @@ def test_slow_headers_and_too_many_connections_are_cut(boot) -> None:
     assert statuses.count(b"HTTP/1.1 408") == 32
 
 
+def test_a_stalled_body_is_cut_and_is_no_server_error(boot) -> None:
+    """A chat body that stops arriving: the connection is closed once SERVER_BODY_TIMEOUT (2 s here)
+    passes without a byte, and the route answers it as a client error, never a 500."""
+    backend = boot(SERVER_BODY_TIMEOUT="2")
+    with _attacker_socket(backend, timeout=15) as sock:
+        sock.sendall(
+            b"POST /api/chat HTTP/1.1\r\nhost: api\r\ncontent-type: application/json\r\n"
+            b'content-length: 1000\r\n\r\n{"conversation_id": "slow", "message": "'
+        )
+        started = time.monotonic()
+        answer = _answer(sock)
+        held = time.monotonic() - started
+    print(f"\nstalled body: connection closed after {held:.1f} s ({answer[:20]!r})")
+    assert held < 10 and answer == b""
+    assert httpx.get(f"{backend.url}/healthz").status_code == 200
+    assert "unhandled error" not in backend.output() and '" 500' not in backend.output()
+
+
 # --------------------------------------------------------------------------------------------------
 # 4. Replay storage is isolated from the app's database
 # --------------------------------------------------------------------------------------------------
