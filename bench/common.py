@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import CACHE_DIR, render  # noqa: E402
 from tests.support.processes import (  # noqa: E402
+    LOAD_TEST_LIMITS,
     Backend,
     backend_requirements,
     clean_env,
@@ -210,11 +211,12 @@ def backends(
         started = {}
         for name, env in variants.items():
             env = dict(env)
-            command = env.pop("_command", None)
+            # Plain uvicorn, as every run before app.serve measured; the chat limits lifted (one load client).
+            command = env.pop("_command", None) or [str(project.python), "-m", "uvicorn", "app.main:app"]
             full_env = clean_env(
                 CEREBE_BASE_URL=llm_url,
                 DATABASE_URL=f"sqlite:///{project.workdir / name}.db",
-                **env,
+                **{**LOAD_TEST_LIMITS, **env},
             )
             started[name] = stack.enter_context(
                 run_backend(

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.processes import clean_env, run_backend, run_stub_llm, sigterm_under_load
+from tests.support.processes import LOAD_TEST_LIMITS, clean_env, run_backend, run_stub_llm, sigterm_under_load
 
 pytestmark = pytest.mark.boot
 
@@ -46,6 +46,7 @@ def test_memory_stays_bounded_while_the_collector_hangs(
             OTEL_EXPORTER_OTLP_TIMEOUT="30",
             CEREBE_BASE_URL=llm.url,
             DATABASE_URL=f"sqlite:///{tmp_path / 'hang.db'}",
+            **LOAD_TEST_LIMITS,
         )
         with run_backend(backend_python, default_project, env, tmp_path / "hang.log") as backend:
             with httpx.Client(base_url=backend.url, timeout=10) as client:

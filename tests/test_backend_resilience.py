@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.processes import clean_env, free_port, run_backend, run_stub_llm
+from tests.support.processes import LOAD_TEST_LIMITS, clean_env, free_port, run_backend, run_stub_llm
 
 pytestmark = pytest.mark.boot
 
@@ -35,7 +35,9 @@ def _drive(url: str) -> tuple[list[float], list[int]]:
 
 
 def _run(project: Path, python: Path, workdir: Path, llm_url: str, name: str, **env: str):
-    base = clean_env(CEREBE_BASE_URL=llm_url, DATABASE_URL=f"sqlite:///{workdir / name}.db", **env)
+    base = clean_env(
+        CEREBE_BASE_URL=llm_url, DATABASE_URL=f"sqlite:///{workdir / name}.db", **LOAD_TEST_LIMITS, **env
+    )
     with run_backend(python, project, base, workdir / f"{name}.log") as backend:
         _drive(backend.url)  # warm-up: imports, connection pool, first-export attempts
         latencies, statuses = _drive(backend.url)
@@ -61,6 +63,7 @@ def test_collector_down_costs_requests_nothing(
                 CEREBE_BASE_URL=llm.url,
                 DATABASE_URL=f"sqlite:///{tmp_path / 'off.db'}",
                 OTEL_SDK_DISABLED="true",
+                **LOAD_TEST_LIMITS,
             ),
             tmp_path / "off.log",
         ) as off,
@@ -71,6 +74,7 @@ def test_collector_down_costs_requests_nothing(
                 CEREBE_BASE_URL=llm.url,
                 DATABASE_URL=f"sqlite:///{tmp_path / 'down.db'}",
                 OTEL_EXPORTER_OTLP_ENDPOINT=closed,
+                **LOAD_TEST_LIMITS,
             ),
             tmp_path / "down.log",
         ) as down,

@@ -30,7 +30,7 @@ from tests.support.processes import Backend, clean_env, run_backend
 
 pytestmark = pytest.mark.boot
 
-TOKEN = "attack-operator-token-7f2c"
+TOKEN = "attack-operator-token-7f2c-0123456789abcdef"
 OPERATOR = {"authorization": f"Bearer {TOKEN}"}
 MB = 1024 * 1024
 RSS_GROWTH_LIMIT_MB = 100

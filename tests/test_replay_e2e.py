@@ -36,7 +36,7 @@ from tests.support.web_stack import web_stack
 pytestmark = pytest.mark.boot
 
 API_SERVICE = "sage-app-api"
-TOKEN = "e2e-operator-token-5b1d"
+TOKEN = "e2e-operator-token-5b1d-0123456789abcdef"
 GRAFANA = "http://grafana.e2e.test:3001"
 # What the user types: words that appear nowhere else, so finding one means it leaked (no digits:
 # those turn up inside timestamps and ids).

@@ -33,6 +33,17 @@ _INHERITED = (
 )
 
 
+# A load test is one client sending many chats, as an attacker would: it lifts the per-client LLM
+# spend limits (CHAT_*, backend/app/chat_limits.py) that tests/test_hostile_backend.py holds it to.
+LOAD_TEST_LIMITS = {
+    "CHAT_REQUESTS_PER_MINUTE": "1000000",
+    "CHAT_REQUESTS_PER_MINUTE_TOTAL": "1000000",
+    "CHAT_TOKENS_PER_HOUR": "1000000000000",
+    "CHAT_TOKENS_PER_HOUR_TOTAL": "1000000000000",
+    "CHAT_CONCURRENT_PER_CLIENT": "1000",
+}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,12 +94,13 @@ class Backend:
 def run_backend(
     python: Path, project: Path, env: dict[str, str], log_path: Path, command: list[str] | None = None
 ) -> Iterator[Backend]:
-    """Starts `uvicorn app.main:app` in project/backend; on exit stops it with SIGTERM (graceful).
+    """Starts the API as the rendered project does (`python -m app.serve`: uvicorn with the server's
+    limits) in project/backend; on exit stops it with SIGTERM (graceful).
 
-    `command` replaces `python -m uvicorn app.main:app` (e.g. with opentelemetry-instrument in front).
+    `command` replaces `python -m app.serve` (e.g. plain uvicorn, or opentelemetry-instrument in front).
     """
     port = free_port()
-    command = command or [str(python), "-m", "uvicorn", "app.main:app"]
+    command = command or [str(python), "-m", "app.serve"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
@@ -137,6 +149,10 @@ class StubLLM:
 
     def requests(self) -> list[dict]:
         return httpx.get(f"{self.url}/_stub/requests", timeout=5).json()
+
+    def abandoned(self) -> int:
+        """Slow calls whose caller closed the connection before the answer (`[stub:slow=...]`)."""
+        return httpx.get(f"{self.url}/_stub/abandoned", timeout=5).json()["abandoned"]
 
 
 @contextmanager

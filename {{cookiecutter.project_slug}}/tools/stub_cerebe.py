@@ -8,7 +8,9 @@ It answers `POST /v1/chat/completions` (plain and streamed) with an echo of the 
 and OpenAI-style usage, and keeps the last requests it received (headers included) at
 `GET /_stub/requests`, so tests can check that traceparent arrived. Markers in the last user
 message make it misbehave on purpose: `[stub:500]`, `[stub:429]`, `[stub:garbage]`,
-`[stub:no-usage]`, `[stub:slow=SECONDS]`. Standard library only.
+`[stub:no-usage]`, `[stub:slow=SECONDS]`. While slow, it watches its caller: a caller that closes
+the connection is counted at `GET /_stub/abandoned` (tests check that a call is cancelled when the
+API's own client goes away). Standard library only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import argparse
 import itertools
 import json
 import re
+import select
+import socket
 import sys
 import threading
 import time
@@ -51,6 +55,10 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 records = list(self.server.received)
             self._send(200, json.dumps(records).encode())
+        elif self.path == "/_stub/abandoned":
+            with self.server.lock:
+                abandoned = self.server.abandoned
+            self._send(200, json.dumps({"abandoned": abandoned}).encode())
         elif self.path == "/healthz":
             self._send(200, b'{"status":"ok"}')
         else:
@@ -83,8 +91,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         last = next((m.get("content", "") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
         last = last if isinstance(last, str) else json.dumps(last)
-        if slow := _SLOW.search(last):
-            time.sleep(float(slow.group(1)))
+        if (slow := _SLOW.search(last)) and not self._wait_unless_abandoned(float(slow.group(1))):
+            self.close_connection = True
+            return
         if "[stub:500]" in last:
             self._send(500, b'{"error":{"message":"stub failure"}}')
             return
@@ -118,6 +127,22 @@ class _Handler(BaseHTTPRequestHandler):
             answer["usage"] = usage
         self._send(200, json.dumps(answer).encode())
 
+    def _wait_unless_abandoned(self, seconds: float) -> bool:
+        """Waits `seconds`; False (and counted) as soon as the caller closes the connection."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([self.connection], [], [], min(left, 0.05))[0]:
+                try:
+                    closed = self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    closed = True
+                if closed:
+                    with self.server.lock:
+                        self.server.abandoned += 1
+                    return False
+                time.sleep(min(left, 0.05))  # pipelined bytes: not a close
+        return True
+
     def _stream(self, response_id: str, model: str, reply: str, usage: dict, body: dict, with_usage: bool) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -150,6 +175,7 @@ class StubServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.received: deque[dict[str, Any]] = deque(maxlen=keep)
         self.ids = itertools.count(1)
+        self.abandoned = 0
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (a timeout test) closes the socket under the answer: not an error.

@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, DateTime, Float, Integer, String, Text, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -28,7 +40,19 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite+aiosqlite:///:memory:") or url == "sqlite+aiosqlite://":
         # One shared connection, or every session would see its own empty database.
         return create_async_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_pre_ping=True)
+    if url.startswith("sqlite"):
+        event.listen(engine.sync_engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(connection, _record) -> None:
+    """WAL: readers never wait for a writer, and a writer waits for none of them (one file per
+    feature that writes a lot: the built-in replay has its own, replay/store.py)."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -55,6 +79,19 @@ class Message(Base):
     input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class FeedbackVote(Base):
+    """One rating per reply (its trace id) per client: a second one is refused (api/feedback.py)."""
+
+    __tablename__ = "feedback_votes"
+    __table_args__ = (UniqueConstraint("trace_id", "client"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trace_id: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str] = mapped_column(String(64))
+    score: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
 
 
 async def create_schema(engine: AsyncEngine) -> None:

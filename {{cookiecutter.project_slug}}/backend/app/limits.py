@@ -18,6 +18,7 @@ from __future__ import annotations
 import zlib
 
 from fastapi import HTTPException, Request
+from starlette.requests import ClientDisconnect
 
 
 class Refused(HTTPException):
@@ -41,23 +42,27 @@ async def read_body(request: Request, max_bytes: int, *, code: str = "body_too_l
     inflater = zlib.decompressobj(wbits=31) if encoding == "gzip" else None
     body = bytearray()
     received = 0  # as sent: deflate's empty blocks could stream forever while inflating to nothing
-    async for part in request.stream():
-        received += len(part)
-        if received > max_bytes:
-            raise too_large
-        if inflater is None:
-            body += part
-        else:
-            try:
-                body += inflater.decompress(part, max_bytes + 1 - len(body))
-            except zlib.error:
-                raise Refused(400, "bad_gzip", "body is not valid gzip") from None
-            if inflater.unconsumed_tail:
+    try:
+        async for part in request.stream():
+            received += len(part)
+            if received > max_bytes:
                 raise too_large
-            if inflater.eof and inflater.unused_data.strip(b"\0"):
-                raise Refused(400, "bad_gzip", "body has data after its gzip stream")
-        if len(body) > max_bytes:
-            raise too_large
+            if inflater is None:
+                body += part
+            else:
+                try:
+                    body += inflater.decompress(part, max_bytes + 1 - len(body))
+                except zlib.error:
+                    raise Refused(400, "bad_gzip", "body is not valid gzip") from None
+                if inflater.unconsumed_tail:
+                    raise too_large
+                if inflater.eof and inflater.unused_data.strip(b"\0"):
+                    raise Refused(400, "bad_gzip", "body has data after its gzip stream")
+            if len(body) > max_bytes:
+                raise too_large
+    except ClientDisconnect:
+        # The client left, or stalled past SERVER_BODY_TIMEOUT and was cut off: a 4xx, never a 500.
+        raise Refused(499, "client_closed_request", "the client closed the connection before its body ended") from None
     if inflater is not None and not inflater.eof:
         raise Refused(400, "bad_gzip", "body is a truncated gzip stream")
     return bytes(body)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from . import db
 from .api import chat, feedback
 from .cerebe import CerebeClient
+from .chat_limits import ChatLimits
 from .errors import install_error_handlers
 from .replay import mount as mount_replay
 from .settings import Settings
@@ -26,7 +27,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     await db.create_schema(app.state.engine)
     # One client for the app's lifetime: building one per request costs an SSL context each time.
-    async with httpx.AsyncClient(timeout=settings.cerebe_timeout) as http:
+    # Its pool is CEREBE_MAX_CONNECTIONS; chat_limits.py admits no more calls than that at once.
+    pool = httpx.Limits(max_connections=settings.cerebe_max_connections, max_keepalive_connections=20)
+    async with httpx.AsyncClient(timeout=settings.cerebe_timeout, limits=pool) as http:
         app.state.cerebe = CerebeClient(http, settings, app.state.telemetry.llm)
         yield
     await app.state.engine.dispose()
@@ -37,8 +40,16 @@ def create_app(settings: Settings | None = None, *, telemetry_options: Mapping[s
     settings = settings or Settings.from_env()
     engine = db.create_engine(settings.database_url)
 
-    app = FastAPI(title="{{ cookiecutter.project_name }}", lifespan=lifespan, telemetry=FASTAPI_NATIVE_TELEMETRY_OFF)
+    # API_DOCS: the OpenAPI schema and its pages only when asked for; a public API needs no map.
+    docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }}",
+        lifespan=lifespan,
+        telemetry=FASTAPI_NATIVE_TELEMETRY_OFF,
+        **docs,
+    )
     app.state.settings = settings
+    app.state.chat_limits = ChatLimits(settings)
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     init_telemetry(app, SERVICE_NAME, engine=engine.sync_engine, **(telemetry_options or {}))

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
 from app import db
-from app.api.feedback import ClientRateLimiter
 from app.telemetry.testing import SpanKind, TelemetryCapture
 
 
@@ -58,14 +57,38 @@ def test_feedback_span_in_the_replys_trace_carries_the_score_for_tail_sampling(
 
 def test_feedback_counter_is_by_model_and_score(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
     """app.feedback counts one per feedback, labelled with the reply's model and the score."""
-    reply = _reply(client)
-    client.post("/api/feedback", json={"trace_id": reply["trace_id"], "score": 1})
-    client.post("/api/feedback", json={"trace_id": reply["trace_id"], "score": -1})
+    liked, disliked = _reply(client), _reply(client)
+    client.post("/api/feedback", json={"trace_id": liked["trace_id"], "score": 1})
+    client.post("/api/feedback", json={"trace_id": disliked["trace_id"], "score": -1})
     points = {
         (p.attributes["gen_ai.request.model"], p.attributes["app.feedback.score"]): p.value
         for p in telemetry_capture.metric_points("app.feedback")
     }
     assert points == {("gpt-4o-mini", 1): 1, ("gpt-4o-mini", -1): 1}
+
+
+def test_one_vote_per_reply_per_client(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
+    """A second rating of the same reply from the same client is 409 and records nothing."""
+    reply = _reply(client)
+    first = client.post("/api/feedback", json={"trace_id": reply["trace_id"], "score": -1})
+    again = [client.post("/api/feedback", json={"trace_id": reply["trace_id"], "score": s}) for s in (-1, 1)]
+    assert first.status_code == 204 and [a.status_code for a in again] == [409, 409]
+    assert "\n" not in again[0].json()["detail"]
+    events = [r for r in telemetry_capture.logs() if r.log_record.event_name == "gen_ai.evaluation.result"]
+    assert len(events) == 1
+
+
+def test_the_comment_loses_control_characters_and_secrets(
+    client: TestClient, telemetry_capture: TelemetryCapture
+) -> None:
+    """NUL, CR/LF, ANSI escapes and bidi controls are gone; sk-... keys and password=... redacted."""
+    reply = _reply(client)
+    comment = "ok\x00\r\nFAKE LOG LINE \x1b[31mred\x1b[0m \u202eevil\u202c sk-abcdefghijklmnop1234 password=hunter2"
+    client.post("/api/feedback", json={"trace_id": reply["trace_id"], "score": -1, "comment": comment})
+    (event,) = [r.log_record for r in telemetry_capture.logs() if r.log_record.event_name == "gen_ai.evaluation.result"]
+    assert event.attributes["gen_ai.evaluation.explanation"] == (
+        "ok FAKE LOG LINE red evil [REDACTED] password=[REDACTED]"
+    )
 
 
 def test_the_comment_is_scrubbed(client: TestClient, telemetry_capture: TelemetryCapture) -> None:
@@ -116,17 +139,6 @@ def test_a_compressed_body_is_415(client: TestClient) -> None:
     """Compressed bodies are not inflated at all."""
     response = client.post("/api/feedback", content=b"\x1f\x8b", headers={"content-encoding": "gzip"})
     assert response.status_code == 415
-
-
-def test_the_rate_limiter_is_per_client_and_bounded() -> None:
-    """A client past its budget is refused until the minute passes; memory stays bounded."""
-    limiter = ClientRateLimiter(per_minute=2, max_clients=3)
-    assert [limiter.allow("a", now=0) for _ in range(3)] == [True, True, False]
-    assert limiter.allow("b", now=0)
-    assert limiter.allow("a", now=61)
-    for n in range(10):
-        limiter.allow(f"c{n}", now=0)
-    assert len(limiter._seen) <= 3
 
 
 def test_create_schema_adds_the_span_columns_to_an_existing_database(tmp_path) -> None:

@@ -16,6 +16,7 @@ from opentelemetry.trace import format_trace_id
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
+from .. import chat_limits
 from ..cerebe import CerebeClient, CerebeError, ChatReply, StreamedReply
 from ..db import Message, conversation_messages
 from ..limits import read_body
@@ -133,14 +134,21 @@ async def chat(request: Request, body: Annotated[ChatRequest, Depends(chat_reque
     cerebe: CerebeClient = request.app.state.cerebe
     span = trace.get_current_span().get_span_context()
     trace_id = current_trace_id(span)
-    history = await _store_question(request, body, trace_id)
+    admission = chat_limits.admit(request)  # LLM spend limits (chat_limits.py): 429/503 before storing
     try:
-        reply = await cerebe.chat(history, conversation_id=body.conversation_id)
-    except CerebeError as exc:
-        logger.warning(
-            "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
-        )
-        raise HTTPException(status_code=exc.status_code, detail=f"{exc}; your message was saved") from None
+        history = await _store_question(request, body, trace_id)
+        admission.reserve(history)
+        try:
+            call = cerebe.chat(history, conversation_id=body.conversation_id)
+            reply = await chat_limits.unless_disconnected(request, call)
+        except CerebeError as exc:
+            logger.warning(
+                "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
+            )
+            raise HTTPException(status_code=exc.status_code, detail=f"{exc}; your message was saved") from None
+        admission.settle(reply.input_tokens, reply.output_tokens)
+    finally:
+        admission.release()
     await _store_reply(request, body.conversation_id, reply, span)
     return ChatResponse(
         conversation_id=body.conversation_id,
@@ -157,7 +165,13 @@ async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(cha
     cerebe: CerebeClient = request.app.state.cerebe
     span = trace.get_current_span().get_span_context()
     trace_id = current_trace_id(span)
-    history = await _store_question(request, body, trace_id)
+    admission = chat_limits.admit(request)  # LLM spend limits (chat_limits.py): 429/503 before storing
+    try:
+        history = await _store_question(request, body, trace_id)
+    except BaseException:
+        admission.release()
+        raise
+    admission.reserve(history)
 
     async def events() -> AsyncIterator[str]:
         result = StreamedReply()
@@ -171,11 +185,15 @@ async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(cha
             detail = {"status": exc.status_code, "detail": f"{exc}; your message was saved", "trace_id": trace_id}
             yield f"event: error\ndata: {json.dumps(detail)}\n\n"
             return
+        admission.settle(result.reply.input_tokens, result.reply.output_tokens)
         await _store_reply(request, body.conversation_id, result.reply, span)
         done = {"done": True, "trace_id": trace_id, "model": result.reply.model, **_usage(result.reply).model_dump()}
         yield f"data: {json.dumps(done)}\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    # Releases the admission when the stream ends, however it ends; cancelled if the client goes.
+    return chat_limits.LimitedStreamingResponse(
+        events(), admission=admission, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/conversations/{conversation_id}/usage", response_model=ConversationUsage)

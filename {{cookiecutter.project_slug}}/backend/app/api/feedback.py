@@ -14,16 +14,14 @@ What it emits, in the trace of the REPLY (its span context is stored with the re
 The feedback request's own server span gets app.feedback.score too, and a link to the reply's span.
 
 Input is hostile: the body is read with a cap while it streams (413), compressed bodies are
-refused (415), anything malformed is a 422 with one line, an unknown trace_id a 404, and each
-client (its address; behind a proxy, uvicorn's --forwarded-allow-ips makes that the browser's)
-gets FEEDBACK_PER_MINUTE requests a minute (429).
+refused (415), anything malformed is a 422 with one line, an unknown trace_id a 404, each client
+(ratelimit.client_id: its address, the browser's behind a trusted proxy, FORWARDED_ALLOW_IPS)
+gets FEEDBACK_PER_MINUTE requests a minute (429) and one vote per reply (409). The comment is
+stripped of control characters and its secrets redacted (telemetry/scrubbing.py clean_free_text).
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
@@ -41,9 +39,12 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from ..db import Message
-from ..telemetry.scrubbing import scrub_text
+from ..db import FeedbackVote, Message
+from ..limits import read_body
+from ..ratelimit import SlidingWindow, client_id, retry_after_header
+from ..telemetry.scrubbing import clean_free_text
 
 router = APIRouter(prefix="/api", tags=["feedback"])
 
@@ -87,31 +88,6 @@ def parse_feedback(body: bytes) -> FeedbackIn:
         raise HTTPException(422, f"{where + ': ' if where else ''}{first['msg']}{more}") from None
 
 
-@dataclass
-class ClientRateLimiter:
-    """At most `per_minute` requests per client per minute (per worker: a guard, not accounting)."""
-
-    per_minute: int
-    max_clients: int = 10_000
-
-    def __post_init__(self) -> None:
-        self._seen: dict[str, deque[float]] = {}
-
-    def allow(self, client: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        window = self._seen.get(client)
-        if window is None:
-            if len(self._seen) >= self.max_clients:
-                self._seen.clear()  # bounded memory beats perfect fairness
-            window = self._seen[client] = deque()
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            return False
-        window.append(now)
-        return True
-
-
 class FeedbackTelemetry:
     """The event, the `feedback` span and the counter, from the app's providers (no-ops when off)."""
 
@@ -142,7 +118,7 @@ class FeedbackTelemetry:
             GEN_AI_CONVERSATION_ID: reply.conversation_id,
         }
         if feedback.comment:
-            attributes[GEN_AI_EVALUATION_EXPLANATION] = scrub_text(feedback.comment)
+            attributes[GEN_AI_EVALUATION_EXPLANATION] = clean_free_text(feedback.comment)
         # A span of its own in the reply's trace: what the tail sampler sees to keep that trace.
         with self._tracer.start_as_current_span(
             "feedback",
@@ -165,19 +141,19 @@ class FeedbackTelemetry:
 def mount(app: FastAPI) -> None:
     """Adds the route and what it keeps for the app's lifetime (call after init_telemetry)."""
     app.state.feedback_telemetry = FeedbackTelemetry(app)
-    app.state.feedback_limiter = ClientRateLimiter(FEEDBACK_PER_MINUTE)
+    app.state.feedback_limiter = SlidingWindow(FEEDBACK_PER_MINUTE, 60.0)
     app.include_router(router)
 
 
 @router.post("/feedback", status_code=204, response_class=Response)
 async def feedback(request: Request) -> Response:
-    client = request.client.host if request.client else "unknown"
-    if not request.app.state.feedback_limiter.allow(client):
-        raise HTTPException(429, "too much feedback from this client; retry in a minute", headers={"Retry-After": "60"})
+    client = client_id(request)
+    if wait := request.app.state.feedback_limiter.acquire(client):
+        raise HTTPException(429, "too much feedback from this client; retry in a minute", retry_after_header(wait))
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding != "identity":
         raise HTTPException(415, f"Content-Encoding {encoding!r} is not accepted; send plain JSON")
-    body = parse_feedback(await _read_limited(request, MAX_BODY_BYTES))
+    body = parse_feedback(await read_body(request, MAX_BODY_BYTES))
     query = (
         select(Message)
         .where(Message.trace_id == body.trace_id, Message.role == "assistant", Message.span_id.is_not(None))
@@ -186,23 +162,15 @@ async def feedback(request: Request) -> Response:
     )
     async with request.app.state.sessions() as session:
         reply = await session.scalar(query)
-    if reply is None:
-        raise HTTPException(404, "no reply with that trace_id")
+        if reply is None:
+            raise HTTPException(404, "no reply with that trace_id")
+        session.add(FeedbackVote(trace_id=body.trace_id, client=client[:64], score=body.score))
+        try:
+            await session.commit()
+        except IntegrityError:
+            raise HTTPException(409, "this client has rated this reply already") from None
     request.app.state.feedback_telemetry.record(reply, body)
     return Response(status_code=204)
 
 
-async def _read_limited(request: Request, max_bytes: int) -> bytes:
-    """Reads at most max_bytes + 1, so an oversized body is refused without buffering it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise HTTPException(413, f"body is {declared} bytes; the limit is {max_bytes}")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > max_bytes:
-            raise HTTPException(413, f"body is over {max_bytes} bytes")
-    return bytes(body)
-
-
-__all__ = ["ClientRateLimiter", "FeedbackIn", "mount", "parse_feedback", "router"]
+__all__ = ["FeedbackIn", "mount", "parse_feedback", "router"]

@@ -18,14 +18,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from .. import db
 from .routes import ReplayState, router
-from .settings import ReplaySettings
-from .store import SqlReplayStore
+from .settings import ReplaySettings, load_replay_settings
+from .store import SqlReplayStore, create_engine, replay_database_url
 
 
 def mount(app: FastAPI, settings: ReplaySettings | None = None) -> None:
-    """Adds the replay routes and the retention purge to `app`, storing in its database."""
-    app.state.replay = ReplayState(settings or ReplaySettings(), SqlReplayStore(app.state.sessions))
+    """Adds the replay routes and the retention purge to `app`, storing in the replay's own database
+    (REPLAY_DATABASE_URL; see store.replay_database_url for the default)."""
+    settings = settings or load_replay_settings()
+    engine = create_engine(settings.database_url or replay_database_url(app.state.settings.database_url))
+    app.state.replay = ReplayState(settings, SqlReplayStore(db.session_factory(engine)), engine)
     app.include_router(router)
 
 

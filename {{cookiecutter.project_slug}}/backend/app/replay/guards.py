@@ -1,49 +1,9 @@
 # Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
-"""Who may upload replay chunks, and how often: origin check, client address, rate limits."""
+"""Who may upload replay chunks: the origin check. (Rate limits and the client: ../ratelimit.py.)"""
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-
 from fastapi import Request
-
-
-@dataclass
-class RateLimiter:
-    """At most `per_window` events per key in any `window_seconds` (per worker: a guard, not accounting).
-
-    Keys are kept least-recently-used first and the oldest is forgotten past `max_keys`, so memory is
-    bounded and a flood of new keys forgets only the keys idle the longest, never everyone at once.
-    """
-
-    per_window: int
-    window_seconds: float
-    max_keys: int = 10_000
-    _seen: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict, init=False, repr=False)
-
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        window = self._seen.get(key)
-        if window is None:
-            window = self._seen[key] = deque()
-            while len(self._seen) > self.max_keys:
-                self._seen.popitem(last=False)
-        else:
-            self._seen.move_to_end(key)
-        while window and now - window[0] >= self.window_seconds:
-            window.popleft()
-        if len(window) >= self.per_window:
-            return False
-        window.append(now)
-        return True
-
-
-def client_of(request: Request) -> str:
-    """The client's address as uvicorn reports it: X-Forwarded-For's when the peer is a trusted
-    proxy (uvicorn's --forwarded-allow-ips, 127.0.0.1 by default: the web app's proxy on this host)."""
-    return request.client.host if request.client else "unknown"
 
 
 def same_origin(request: Request, allowed: tuple[str, ...]) -> bool:

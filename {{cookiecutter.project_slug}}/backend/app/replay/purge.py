@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from .store import ReplayStore
+from .store import ReplayStore, create_schema
 
 logger = logging.getLogger(__name__)
 PURGE_EVERY_SECONDS = 3600.0
@@ -34,14 +34,16 @@ async def purge_forever(store: ReplayStore, retention: timedelta, every_seconds:
 
 @asynccontextmanager
 async def purging(app: FastAPI) -> AsyncIterator[None]:
-    """The replay router's lifespan (merged into the app's, after the schema is created)."""
+    """The replay router's lifespan (merged into the app's): its schema, then the hourly purge."""
     replay = app.state.replay
+    await create_schema(replay.engine)
     retention = timedelta(hours=replay.settings.retention_hours)
     purger = asyncio.create_task(purge_forever(replay.store, retention))
     yield
     purger.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await purger
+    await replay.engine.dispose()
 
 
 __all__ = ["purge_forever", "purging"]

@@ -31,9 +31,11 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..limits import Refused, read_body
-from .guards import RateLimiter, client_of, same_origin
+from ..ratelimit import SlidingWindow, client_id, retry_after_header
+from .guards import same_origin
 from .parsing import parse_chunk
 from .purge import purging
 from .settings import ReplaySettings
@@ -51,11 +53,13 @@ PARSE_SLOTS = 2
 class ReplayState:
     """What the routes share, kept on `app.state.replay` by mount()."""
 
-    def __init__(self, settings: ReplaySettings, store: ReplayStore) -> None:
+    def __init__(self, settings: ReplaySettings, store: ReplayStore, engine: AsyncEngine | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.chunk_limiter = RateLimiter(per_window=settings.chunks_per_minute, window_seconds=60)
-        self.session_limiter = RateLimiter(per_window=settings.new_sessions_per_client_per_hour, window_seconds=3600)
+        self.engine = engine
+        self.chunk_limiter = SlidingWindow(settings.chunks_per_minute, 60.0)
+        self.session_limiter = SlidingWindow(settings.new_sessions_per_client_per_hour, 3600.0)
+        self.viewer_failures = SlidingWindow(settings.viewer_failures_per_minute, 60.0)
         self.parse_slots = asyncio.Semaphore(PARSE_SLOTS)
 
 
@@ -75,8 +79,8 @@ async def ingest(session_id: str, request: Request) -> JSONResponse:
     if not WRITE_SECRET.match(secret):
         raise Refused(400, "bad_write_secret", f"{WRITE_SECRET_HEADER} must be 32 to 128 characters of base64url")
     # Per session and client: uploads from elsewhere cannot use up a session's budget.
-    if not replay.chunk_limiter.allow(f"{client_of(request)} {session_id}"):
-        raise Refused(429, "rate_limited", "too many chunks for this session; retry later", {"Retry-After": "60"})
+    if wait := replay.chunk_limiter.acquire(f"{client_id(request)} {session_id}"):
+        raise Refused(429, "rate_limited", "too many chunks for this session; retry later", retry_after_header(wait))
     body = await read_body(request, settings.max_chunk_bytes, code="chunk_too_large", inflate=True)
     async with replay.parse_slots:
         seq, events_json, trace_ids = await asyncio.to_thread(parse_chunk, body)
@@ -106,10 +110,10 @@ async def _store(request: Request, replay: ReplayState, chunk: Chunk, secret_sha
         raise Refused(507, "storage_full", f"replay storage is full ({settings.max_total_bytes} bytes); nothing stored")
     new_session = None
     if session is None:
-        client = client_of(request)
-        if not replay.session_limiter.allow(client):
+        client = client_id(request)
+        if wait := replay.session_limiter.acquire(client):
             raise Refused(429, "too_many_sessions", "too many new replay sessions from this client; retry later",
-                          {"Retry-After": "3600"})  # fmt: skip
+                          retry_after_header(wait))  # fmt: skip
         new_session = NewSession(secret_sha256=secret_sha256, client=client)
     return await replay.store.add(chunk, datetime.now(UTC), new_session)
 
@@ -117,7 +121,7 @@ async def _store(request: Request, replay: ReplayState, chunk: Chunk, secret_sha
 @router.get("/{session_id}")
 async def read(session_id: str, request: Request) -> StreamingResponse:
     replay = _state(request)
-    _authorize(request, replay.settings)
+    _authorize(request, replay)
     if not SESSION_ID.match(session_id):
         raise Refused(404, "no_session", "no such session")
     with suppress_instrumentation():
@@ -153,12 +157,20 @@ async def _session_json(store: ReplayStore, session_id: str, head: dict) -> Asyn
     yield b'], "trace_ids": ' + json.dumps(list(trace_ids)).encode() + b"}"
 
 
-def _authorize(request: Request, settings: ReplaySettings) -> None:
+def _authorize(request: Request, replay: ReplayState) -> None:
+    """The operator token, or 401; a client past REPLAY_VIEWER_FAILURES_PER_MINUTE wrong tries is
+    refused (429) before its token is even compared, so guessing runs at that rate at most."""
+    settings = replay.settings
     if settings.viewer_token is None:
         raise Refused(404, "viewer_off", "the replay viewer is off: set REPLAY_VIEWER_TOKEN to turn it on")
+    client = client_id(request)
+    if wait := replay.viewer_failures.retry_after(client, 1):
+        raise Refused(429, "too_many_failures", "too many wrong operator tokens from this client; retry later",
+                      retry_after_header(wait))  # fmt: skip
     token = settings.viewer_token.get_secret_value()
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        replay.viewer_failures.charge(client, 1)
         raise Refused(401, "operator_token_required", "operator token required", {"WWW-Authenticate": "Bearer"})
 
 

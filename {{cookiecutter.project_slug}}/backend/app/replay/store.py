@@ -1,7 +1,9 @@
 # Template-owned (sage-obs): `make update` brings the template's changes here; keep local edits small.
 """Storage of the built-in session replay: sessions, their chunks of rrweb events, their traces.
 
-`ReplayStore` is the interface the routes use; `SqlReplayStore` keeps them in the app's database.
+`ReplayStore` is the interface the routes use; `SqlReplayStore` keeps them in a database of their
+own (REPLAY_DATABASE_URL; by default `<app db>-replay.db` beside the app's SQLite file), so a flood
+of chunks holds the replay's write lock, never the app's.
 Object storage (S3, GCS) can replace it by implementing the same methods. A chunk holds its events
 as validated JSON (gzip-compressed): it is served back byte for byte, never parsed again, so what
 was stored always reads back. A session row holds the hash of its write secret and its byte count
@@ -32,13 +34,38 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..db import Base
+from .. import db
 
 
-class ReplaySession(Base):
+class ReplayBase(DeclarativeBase):
+    """The replay's own tables, created in its own database (not the app's db.Base)."""
+
+
+def replay_database_url(app_database_url: str) -> str:
+    """`sqlite:///dir/app.db` -> `sqlite:///dir/app-replay.db`; in-memory stays in memory (a database
+    of its own); another database (Postgres) is shared, through an engine and pool of its own."""
+    scheme, sep, rest = app_database_url.partition("://")
+    if not scheme.startswith("sqlite") or rest in {"", "/", "/:memory:"} or rest.startswith("/:memory:"):
+        return app_database_url
+    path, query_sep, query = rest.partition("?")
+    stem, dot, suffix = path.rpartition(".")
+    path = f"{stem}-replay.{suffix}" if dot and "/" not in suffix else f"{path}-replay"
+    return f"{scheme}{sep}{path}{query_sep}{query}"
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(ReplayBase.metadata.create_all)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    return db.create_engine(url)
+
+
+class ReplaySession(ReplayBase):
     __tablename__ = "replay_sessions"
 
     session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -48,7 +75,7 @@ class ReplaySession(Base):
     bytes: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class ReplayChunk(Base):
+class ReplayChunk(ReplayBase):
     __tablename__ = "replay_chunks"
     __table_args__ = (UniqueConstraint("session_id", "seq"),)
 

@@ -55,6 +55,10 @@ _JSON_NAMES = {SESSION_ID: "session_id"}
 
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
+# Libraries quote what a client sent in their warnings (the OTel baggage propagator logs a whole
+# oversized `baggage` header): their string arguments are cut to this many characters.
+MAX_LIBRARY_ARG_CHARS = 256
+
 # Extras that libraries attach for their own console output: uvicorn's `color_message` is the
 # message again with ANSI colour escapes. Never shipped, never in a JSON line.
 JUNK_EXTRAS = ("color_message",)
@@ -134,6 +138,8 @@ class PrepareRecordFilter(logging.Filter):
         if record is self._last:
             return True
         self._last = record
+        if record.args and record.name.startswith(INTERNAL_LOGGERS + SERVER_LOGGERS):
+            record.args = _truncated(record.args)
         self._scrub.filter(record)
         for key in JUNK_EXTRAS:
             record.__dict__.pop(key, None)
@@ -141,6 +147,19 @@ class PrepareRecordFilter(logging.Filter):
         if session is not None:
             record.__dict__[SESSION_ID] = session
         return True
+
+
+def _truncated(args: object) -> object:
+    def cut(value: object) -> object:
+        if isinstance(value, str) and len(value) > MAX_LIBRARY_ARG_CHARS:
+            return f"{value[:MAX_LIBRARY_ARG_CHARS]}... ({len(value) - MAX_LIBRARY_ARG_CHARS} more characters)"
+        return value
+
+    if isinstance(args, tuple):
+        return tuple(cut(arg) for arg in args)
+    if isinstance(args, dict):
+        return {key: cut(value) for key, value in args.items()}
+    return args
 
 
 # OTel severity text for Python level names (the logs data model's short names).

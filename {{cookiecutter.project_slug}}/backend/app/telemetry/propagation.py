@@ -10,15 +10,21 @@ requests and never injected into calls out. OTEL_PROPAGATORS, when set, wins (th
 What the API reads from it: the sampler decides by the conversation id (sampling.py), and the
 request's SERVER span names it (ConversationOnServerSpan), so Tempo finds every request of one
 conversation.
+
+An incoming `traceparent` whose sampled flag is off is not followed (UnsampledParentAsLink): a
+client could otherwise switch tracing off for its own requests (`00-<any>-<any>-00`) and hide
+from it. The request starts a trace of its own, decided by this API's sampler, with a span link
+to the caller's context; the response names that trace, never the caller's. A sampled parent
+(the browser's, through the web app) is followed as before.
 """
 
 from __future__ import annotations
 
 import re
 
-from opentelemetry import baggage, propagate
+from opentelemetry import baggage, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.context import Context
+from opentelemetry.context import Context, create_key, get_current, get_value, set_value
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import (
     CarrierT,
@@ -56,13 +62,39 @@ class InboundOnly(TextMapPropagator):
         return set()
 
 
+# Where UnsampledParentAsLink leaves the caller's unsampled context for LinkUnsampledCaller.
+_UNSAMPLED_CALLER = create_key("app.unsampled_caller")
+UNSAMPLED_CALLER_LINK_REASON = "caller's trace, not sampled there"
+
+
+class UnsampledParentAsLink(TraceContextTextMapPropagator):
+    """W3C trace context, except that an unsampled remote parent is not made the parent: the
+    request starts a new trace (this API's sampler decides it) and the caller's context is kept
+    aside for a span link. Injection (calls out) is unchanged."""
+
+    def extract(self, carrier: CarrierT, context: Context | None = None, getter: Getter = default_getter) -> Context:
+        extracted = super().extract(carrier, context, getter=getter)
+        caller = trace.get_current_span(extracted).get_span_context()
+        if not caller.is_valid or caller.trace_flags.sampled:
+            return extracted
+        fresh = context if context is not None else get_current()
+        return set_value(_UNSAMPLED_CALLER, caller, fresh)
+
+
+class LinkUnsampledCaller(SpanProcessor):
+    """Links a request's SERVER span to the unsampled caller context it did not follow."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        caller = get_value(_UNSAMPLED_CALLER, parent_context)
+        if span.kind is SpanKind.SERVER and caller is not None and span.is_recording():
+            span.add_link(caller, {"app.link.reason": UNSAMPLED_CALLER_LINK_REASON})
+
+
 def install(configured: str | None) -> None:
     """Sets the process's propagators, unless OTEL_PROPAGATORS (`configured`) names its own."""
     if configured:
         return
-    propagate.set_global_textmap(
-        CompositePropagator([TraceContextTextMapPropagator(), InboundOnly(W3CBaggagePropagator())])
-    )
+    propagate.set_global_textmap(CompositePropagator([UnsampledParentAsLink(), InboundOnly(W3CBaggagePropagator())]))
 
 
 class ConversationOnServerSpan(SpanProcessor):

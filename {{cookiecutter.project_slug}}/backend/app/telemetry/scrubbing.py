@@ -54,6 +54,44 @@ def scrub_text(text: str) -> str:
     return _QUERY_SECRET.sub(lambda m: f"{m.group('key')}={REDACTED}", text)
 
 
+# Credentials by their shape, wherever they stand in free text (a feedback comment, a pasted log).
+_SECRET_SHAPES = re.compile(
+    r"\b(?:"
+    r"sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic API keys
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|AKIA[0-9A-Z]{16}"  # AWS access key ids
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWTs
+    r")"
+    r"|(?i:\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"  # a bearer token as pasted from a header
+)
+# `password: hunter2`, `api_key = abc`: a sensitive name, then ':' or '=' and a value (whole names).
+_NAMED_SECRET = re.compile(
+    r"(?i)\b(?P<key>"
+    + "|".join(
+        re.escape(k) for k in sorted(SENSITIVE_ATTRIBUTE_KEYS | set(SENSITIVE_QUERY_KEYS), key=len, reverse=True)
+    )
+    + r")"
+    r"(?P<sep>\s*[:=]\s*)(?P<value>[^\s&;,\"']+)"
+)
+# ANSI escape sequences (CSI and OSC), removed whole so no fragment of one is left to re-arm.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# Bidirectional controls (Trojan Source, CVE-2021-42574) and the other invisible format marks.
+_BIDI_AND_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_LINE_BREAKS = re.compile("[\t\n\r\u2028\u2029]+")
+
+
+def clean_free_text(text: str) -> str:
+    """Free text from a client (a feedback comment) made safe to log and show: ANSI escapes, control
+    and bidi characters removed, line breaks and tabs made spaces (one line, no forged log lines),
+    credentials redacted by name (`password=...`, `api_key: ...`) and by shape (`sk-...`, JWTs)."""
+    text = _ANSI.sub("", text)
+    text = _LINE_BREAKS.sub(" ", text)
+    text = _BIDI_AND_CONTROLS.sub("", text)
+    text = _NAMED_SECRET.sub(lambda m: f"{m.group('key')}{m.group('sep')}{REDACTED}", text)
+    return _SECRET_SHAPES.sub(REDACTED, text)
+
+
 def is_sensitive_key(key: str) -> bool:
     """True for an attribute key named (whole, or by its last dotted segment) in SENSITIVE_ATTRIBUTE_KEYS."""
     lowered = key.lower()

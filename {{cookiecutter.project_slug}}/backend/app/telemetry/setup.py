@@ -117,6 +117,7 @@ def init_telemetry(
     resource = build_resource(settings)
     tracer_provider = traces.build_tracer_provider(settings, resource, span_exporter or otlp.spans)
     tracer_provider.add_span_processor(propagation.ConversationOnServerSpan())
+    tracer_provider.add_span_processor(propagation.LinkUnsampledCaller())
     meter_provider = build_meter_provider(
         settings, resource, metric_reader or PeriodicExportingMetricReader(otlp.metrics)
     )
