@@ -31,7 +31,7 @@ import yaml
 from tests.conftest import CACHE_DIR
 from tests.support.browser import chromium, ensure_web_build, run_web
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.processes import clean_env, run_backend, run_stub_llm
+from tests.support.processes import LOAD_TEST_LIMITS, clean_env, run_backend, run_stub_llm
 from tests.support.stack import Prometheus, run_collector, run_prometheus, sink_config
 from tests.test_deploy_collector import fnv1a_64_as_int64
 from tests.test_deploy_dashboards import dashboards, opened_queries
@@ -202,6 +202,7 @@ def pipeline(project: Path, backend_python: Path, workdir: Path, configs: list[P
                     CEREBE_BASE_URL=llm.url,
                     CEREBE_MODEL=MODEL,
                     DATABASE_URL=f"sqlite:///{workdir / 'e2e.db'}",
+                    **LOAD_TEST_LIMITS,  # one test client sends every request
                 )
                 with run_backend(backend_python, project, env, workdir / "backend.log") as backend:
                     yield Pipeline(tempo_rx, loki_rx, prometheus, collector.http, backend.url)
