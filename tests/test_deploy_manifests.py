@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -268,3 +269,19 @@ def test_the_dockerfiles_build_in_stages_and_run_unprivileged(project):
         assert re.search(r"^USER (10001:10001|node)$", last_stage, re.MULTILINE), dockerfile
         ignore = (dockerfile.parent / ".dockerignore").read_text(encoding="utf-8").splitlines()
         assert ".env" in ignore, dockerfile
+
+
+def test_compose_trusts_exactly_the_web_container_as_the_apis_proxy(tmp_path_factory):
+    """With the web app, the API trusts X-Forwarded-For from the web container's fixed address
+    only; without it, nobody (the backend's loopback default)."""
+    for include_web in (True, False):
+        project = render(tmp_path_factory.mktemp(f"compose-web-{include_web}"), include_web=include_web)
+        compose = yaml.safe_load((project / "docker-compose.yaml").read_text(encoding="utf-8"))
+        api = compose["services"]["api"]["environment"]
+        if not include_web:
+            assert "FORWARDED_ALLOW_IPS" not in api and "networks" not in compose
+            continue
+        web = compose["services"]["web"]["networks"]["default"]["ipv4_address"]
+        subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+        assert api["FORWARDED_ALLOW_IPS"] == web
+        assert ipaddress.ip_address(web) in ipaddress.ip_network(subnet)
