@@ -11,12 +11,15 @@ import httpx
 from fastapi import FastAPI
 
 from . import db
+from .agent import Agent
+from .agent.tools import TOOLS
 from .api import chat, feedback
 from .cerebe import CerebeClient
 from .errors import install_error_handlers
 from .replay import mount as mount_replay
 from .settings import Settings
 from .telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, init_telemetry
+from .telemetry.agent import AgentTelemetry
 from .telemetry.config import SERVICE_NAME
 from .telemetry.replay import use_vendor
 
@@ -28,6 +31,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # One client for the app's lifetime: building one per request costs an SSL context each time.
     async with httpx.AsyncClient(timeout=settings.cerebe_timeout) as http:
         app.state.cerebe = CerebeClient(http, settings, app.state.telemetry.llm)
+        telemetry = app.state.telemetry
+        app.state.agent = Agent(
+            app.state.cerebe, TOOLS, AgentTelemetry(telemetry.llm, telemetry.meter_provider), settings, app.state.sessions
+        )
         yield
     await app.state.engine.dispose()
 
