@@ -32,9 +32,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with httpx.AsyncClient(timeout=settings.cerebe_timeout) as http:
         app.state.cerebe = CerebeClient(http, settings, app.state.telemetry.llm)
         telemetry = app.state.telemetry
-        app.state.agent = Agent(
-            app.state.cerebe, TOOLS, AgentTelemetry(telemetry.llm, telemetry.meter_provider), settings, app.state.sessions
-        )
+        agent_telemetry = AgentTelemetry(telemetry.llm, telemetry.meter_provider)
+        app.state.agent = Agent(app.state.cerebe, TOOLS, agent_telemetry, settings, app.state.sessions)
         yield
     await app.state.engine.dispose()
 

@@ -48,7 +48,8 @@ class Settings(EnvSettings):
     """Tool calls one request may run; past them it answers 502 (code max_tool_calls). Env: AGENT_MAX_TOOL_CALLS."""
 
     agent_tool_timeout: float = Field(10.0, validation_alias="AGENT_TOOL_TIMEOUT", gt=0.0, allow_inf_nan=False)
-    """Seconds one tool call may take; past them the request answers 504 (code tool_timeout). Env: AGENT_TOOL_TIMEOUT."""
+    """Seconds one tool call may take; past them the request answers 504 (code tool_timeout).
+    Env: AGENT_TOOL_TIMEOUT."""
 
     session_replay: ReplayVendorName = Field(DEFAULT_VENDOR, validation_alias="SESSION_REPLAY")
     """Session replay vendor (telemetry/replay.py VENDORS): whose header names a request's session, and

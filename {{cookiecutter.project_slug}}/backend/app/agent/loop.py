@@ -223,9 +223,7 @@ class Agent:
                 error_type, output = _failed(span, exc)
             span.result(output)
             self._log(call, tool, error_type or "ok", started, context)
-        return ToolStep(
-            call.id, call.name, call.arguments, error_type is None, output, error_type, _ms(started)
-        )
+        return ToolStep(call.id, call.name, call.arguments, error_type is None, output, error_type, _ms(started))
 
     @staticmethod
     def _log(call: ToolCall, tool: Tool | None, outcome: str, started: float, context: ToolContext) -> None:

@@ -59,7 +59,10 @@ class Tool:
         """The OpenAI-compatible function definition offered to the model."""
         schema = self.arguments.model_json_schema()
         schema.pop("title", None)
-        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": schema}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": schema},
+        }
 
     def parse(self, raw_arguments: str) -> BaseModel:
         try:
@@ -74,10 +77,14 @@ class Tool:
         return await self.function(**values)
 
 
-def make_tool(function: Callable[..., Awaitable[Any]], *, name: str | None = None, description: str | None = None) -> Tool:
+def make_tool(
+    function: Callable[..., Awaitable[Any]], *, name: str | None = None, description: str | None = None
+) -> Tool:
     """A Tool from an async function: parameters (type hints, defaults, pydantic Field) -> schema."""
     if not inspect.iscoroutinefunction(function):
-        raise TypeError(f"tool {function.__name__!r} must be an async function (run blocking work in asyncio.to_thread)")
+        raise TypeError(
+            f"tool {function.__name__!r} must be an async function (run blocking work in asyncio.to_thread)"
+        )
     name = name or function.__name__
     if not NAME.match(name):
         raise ValueError(f"tool name {name!r} must match {NAME.pattern}")
@@ -114,7 +121,13 @@ class ToolRegistry:
         self._tools[tool.name] = tool
         return tool
 
-    def tool(self, function: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = None, description: str | None = None) -> Any:
+    def tool(
+        self,
+        function: Callable[..., Awaitable[Any]] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Any:
         def register(fn: Callable[..., Awaitable[Any]]) -> Tool:
             return self.add(make_tool(fn, name=name, description=description))
 

@@ -179,7 +179,9 @@ async def chat(request: Request, body: Annotated[ChatRequest, Depends(chat_reque
             "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
         )
         detail = {"detail": f"{exc}; your message was saved", "code": getattr(exc, "code", None)}
-        raise HTTPException(status_code=exc.status_code, detail=detail if detail["code"] else detail["detail"]) from None
+        raise HTTPException(
+            status_code=exc.status_code, detail=detail if detail["code"] else detail["detail"]
+        ) from None
     await _store_reply(request, body.conversation_id, reply, span)
     return ChatResponse(
         conversation_id=body.conversation_id,

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_AGENT_NAME,
     GEN_AI_PROVIDER_NAME,
-    GEN_AI_TOOL_NAME,
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.util.genai.invocation import LocalAgentInvocation, ToolInvocation
 from opentelemetry.util.genai.types import Error
 
-from .llm import GEN_AI_USAGE_COST, LLMTelemetry, _cut
+from .llm import GEN_AI_USAGE_COST, MAX_CONTENT_CHARS, LLMTelemetry
 
 STEPS_METRIC = "app.agent.steps"
 STEPS_ATTRIBUTE = "app.agent.steps"
@@ -108,7 +106,9 @@ class AgentRun:
     def add_round_trip(self, input_tokens: int | None, output_tokens: int | None, cost_usd: float | None) -> None:
         """One LLM call's usage; a call without usage (or cost) leaves the sum out rather than understate it."""
         self.steps += 1
-        self.input_tokens = None if input_tokens is None or self.input_tokens is None else self.input_tokens + input_tokens
+        self.input_tokens = (
+            None if input_tokens is None or self.input_tokens is None else self.input_tokens + input_tokens
+        )
         self.output_tokens = (
             None if output_tokens is None or self.output_tokens is None else self.output_tokens + output_tokens
         )
@@ -169,6 +169,5 @@ class ToolSpan:
             self.invocation.stop()
 
 
-def tool_metric_name(invocation: Any) -> str:
-    """The gen_ai.tool.name a tool span's metric points carry (tests)."""
-    return invocation.metric_attributes.get(GEN_AI_TOOL_NAME) or invocation.name
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_CONTENT_CHARS else text[:MAX_CONTENT_CHARS] + "…"
