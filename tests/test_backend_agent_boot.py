@@ -61,7 +61,8 @@ class AgentBoot:
 
     def steps(self, trace_id: str) -> list[Span]:
         """The agent's direct children that are chat or tool spans, in start order."""
-        return [s for s in self.children(self.agent(trace_id)) if s.name.startswith(("chat ", "execute_tool "))]
+        children = self.children(self.agent(trace_id))
+        return [s for s in children if s.name.startswith(("chat ", "execute_tool "))]
 
 
 def _sse(client: httpx.Client, conversation_id: str, message: str) -> list[dict]:
@@ -141,7 +142,7 @@ def test_the_tool_call_id_is_the_one_the_stub_gave_and_goes_back_with_the_result
     answered = [
         r["body"]
         for r in boot.llm_requests
-        if r["body"]["messages"][-1].get("role") == "tool" and r["body"]["messages"][-1]["tool_call_id"] == call_id
+        if (last := r["body"]["messages"][-1]).get("role") == "tool" and last["tool_call_id"] == call_id
     ]
     (body,) = answered
     asked = body["messages"][-2]
@@ -222,8 +223,9 @@ def test_the_streamed_run_sends_tool_steps_and_traces_the_same_tree(boot: AgentB
     assert [s.name for s in steps] == ["chat gpt-4o-mini", "execute_tool calculate", "chat gpt-4o-mini"]
     assert all(s.attributes.get("gen_ai.request.stream") is True for s in steps if s.kind == "CLIENT")
     assert steps[1].attributes["gen_ai.tool.call.id"] == call["id"]
-    streamed_request = next(r for r in boot.llm_requests if r["body"].get("stream") and r["body"].get("tools"))
-    assert streamed_request["body"]["stream_options"] == {"include_usage": True}
+    bodies = [r["body"] for r in boot.llm_requests]
+    streamed = next(body for body in bodies if body.get("stream") and body.get("tools"))
+    assert streamed["stream_options"] == {"include_usage": True}
 
 
 def test_tool_and_step_metrics_arrive_without_high_cardinality_labels(boot: AgentBoot) -> None:
@@ -231,7 +233,8 @@ def test_tool_and_step_metrics_arrive_without_high_cardinality_labels(boot: Agen
     names = {m.name: m for m in boot.metrics}
     tools = names["gen_ai.execute_tool.duration"]
     # The names and units the LLM dashboard's agent panels query (after Prometheus's translation).
-    assert {(n, names[n].unit, names[n].kind) for n in ("gen_ai.invoke_agent.duration", "app.agent.steps")} == {
+    agent_metrics = ("gen_ai.invoke_agent.duration", "app.agent.steps")
+    assert {(n, names[n].unit, names[n].kind) for n in agent_metrics} == {
         ("gen_ai.invoke_agent.duration", "s", "histogram"),
         ("app.agent.steps", "{step}", "histogram"),
     }
@@ -241,7 +244,11 @@ def test_tool_and_step_metrics_arrive_without_high_cardinality_labels(boot: Agen
         for p in tools.data_points
     }
     # one, two (x2), fail, limit (x2), stream: calculate 5 ok + 1 failed, conversation_usage 1.
-    assert counts == {("calculate", None): 5, ("calculate", "ZeroDivisionError"): 1, ("conversation_usage", None): 1}
+    assert counts == {
+        ("calculate", None): 5,
+        ("calculate", "ZeroDivisionError"): 1,
+        ("conversation_usage", None): 1,
+    }
     steps = names["app.agent.steps"]
     by_outcome = {p["attributes"].get("error.type"): (p["count"], p["sum"]) for p in steps.data_points}
     assert by_outcome == {None: (4, 2 + 3 + 2 + 2), "max_steps": (1, 3)}

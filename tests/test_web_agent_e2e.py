@@ -88,9 +88,8 @@ def shown(backend_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         )
         streamed = _exchange(page, STREAMED, 1)
         statuses = page.evaluate("() => window.__stepStatuses")
-        stack.rx.wait_for(
-            lambda rx: len([s for s in rx.spans() if s.name.startswith("invoke_agent ")]) >= 2, timeout=TIMEOUT
-        )
+        agents = lambda rx: [s for s in rx.spans() if s.name.startswith("invoke_agent ")]  # noqa: E731
+        stack.rx.wait_for(lambda rx: len(agents(rx)) >= 2, timeout=TIMEOUT)
         yield AgentPage(plain, streamed, statuses, page_errors, stack.rx)
 
 
@@ -125,4 +124,5 @@ def test_the_steps_shown_are_the_tool_spans_of_the_shown_trace(shown: AgentPage)
         assert [s.attributes["gen_ai.tool.name"] for s in tools] == [
             text.split("(", 1)[0] for _, text in exchange.steps
         ]
-        assert [s.status_code == "ERROR" for s in tools] == [status == "error" for status, _ in exchange.steps]
+        failed = [status == "error" for status, _ in exchange.steps]
+        assert [s.status_code == "ERROR" for s in tools] == failed
