@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,13 +134,16 @@ class Agent:
             while True:
                 if stream:
                     result, separated = StreamedReply(), not texts
-                    async for text in self.cerebe.chat_stream(
+                    chunks = self.cerebe.chat_stream(
                         messages, result, conversation_id=conversation_id, tools=definitions
-                    ):
-                        if not separated:  # text of an earlier round trip was shown: start a paragraph
-                            separated = True
-                            yield TextDelta("\n\n")
-                        yield TextDelta(text)
+                    )
+                    # aclosing: a client that leaves mid-stream ends the chat span now, in this task
+                    async with aclosing(chunks):
+                        async for text in chunks:
+                            if not separated:  # text of an earlier round trip was shown: start a paragraph
+                                separated = True
+                                yield TextDelta("\n\n")
+                            yield TextDelta(text)
                     reply: ChatReply = result.reply  # type: ignore[assignment]
                 else:
                     reply = await self.cerebe.chat(messages, conversation_id=conversation_id, tools=definitions)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -205,17 +206,20 @@ async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(cha
 
     async def events() -> AsyncIterator[str]:
         reply: AgentReply | None = None
+        run = agent.run(history, conversation_id=body.conversation_id, stream=True)
         try:
-            async for event in agent.run(history, conversation_id=body.conversation_id, stream=True):
-                if isinstance(event, TextDelta):
-                    yield f"data: {json.dumps({'delta': event.text})}\n\n"
-                elif isinstance(event, ToolRequested):
-                    call = {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments}
-                    yield f"data: {json.dumps({'tool_call': call})}\n\n"
-                elif isinstance(event, ToolDone):
-                    yield f"data: {json.dumps({'tool_result': _step(event.step).model_dump()})}\n\n"
-                elif isinstance(event, Finished):
-                    reply = event.reply
+            # aclosing: when the client leaves, the run's spans end now, in this task, not at garbage collection
+            async with aclosing(run):
+                async for event in run:
+                    if isinstance(event, TextDelta):
+                        yield f"data: {json.dumps({'delta': event.text})}\n\n"
+                    elif isinstance(event, ToolRequested):
+                        call = {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments}
+                        yield f"data: {json.dumps({'tool_call': call})}\n\n"
+                    elif isinstance(event, ToolDone):
+                        yield f"data: {json.dumps({'tool_result': _step(event.step).model_dump()})}\n\n"
+                    elif isinstance(event, Finished):
+                        reply = event.reply
         except CerebeError as exc:
             logger.warning(
                 "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
