@@ -112,6 +112,7 @@ class ToolRegistry:
 
     def __init__(self, tools: list[Tool] | None = None) -> None:
         self._tools: dict[str, Tool] = {}
+        self._definitions: list[dict[str, Any]] | None = None
         for tool in tools or ():
             self.add(tool)
 
@@ -119,6 +120,7 @@ class ToolRegistry:
         if tool.name in self._tools:
             raise ValueError(f"two tools are named {tool.name!r}")
         self._tools[tool.name] = tool
+        self._definitions = None
         return tool
 
     def tool(
@@ -137,7 +139,10 @@ class ToolRegistry:
         return self._tools.get(name)
 
     def definitions(self) -> list[dict[str, Any]]:
-        return [tool.definition() for tool in self._tools.values()]
+        """What every request offers the model; built once (a JSON schema costs ~0.1 ms to generate)."""
+        if self._definitions is None:
+            self._definitions = [tool.definition() for tool in self._tools.values()]
+        return self._definitions
 
     def __iter__(self) -> Iterator[Tool]:
         return iter(self._tools.values())
