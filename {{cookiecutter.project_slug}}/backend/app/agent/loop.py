@@ -112,9 +112,10 @@ class Agent:
 
     async def reply(self, history: list[dict[str, Any]], *, conversation_id: str) -> AgentReply:
         """The whole run, plain (no streaming): the final reply."""
-        async for event in self.run(history, conversation_id=conversation_id, stream=False):
-            if isinstance(event, Finished):
-                return event.reply
+        async with aclosing(self.run(history, conversation_id=conversation_id, stream=False)) as run:
+            async for event in run:
+                if isinstance(event, Finished):
+                    return event.reply
         raise AssertionError("an agent run always finishes or raises")  # pragma: no cover
 
     async def run(self, history: list[dict[str, Any]], *, conversation_id: str, stream: bool) -> AsyncIterator[Event]:
