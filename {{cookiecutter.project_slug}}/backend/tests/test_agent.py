@@ -291,6 +291,24 @@ def test_tool_arguments_and_results_are_recorded_only_when_opted_in(
     assert '"tool_call_response"' in second_chat.attributes[gen_ai.GEN_AI_INPUT_MESSAGES]
 
 
+def test_an_unsampled_run_exports_no_spans_but_counts_in_the_metrics(
+    client_for: Callable[..., TestClient], telemetry_capture: TelemetryCapture
+) -> None:
+    """Ratio 0 and no parent: no agent, chat or tool span leaves; the tool and step metrics count the run."""
+    client = client_for(trace_sample_ratio=0.0)
+    assert post(client, CALC)["steps"][0]["output"] == "42"
+    assert telemetry_capture.spans() == []
+    assert [p.count for p in telemetry_capture.metric_points("gen_ai.execute_tool.duration")] == [1]
+    assert [p.sum for p in telemetry_capture.metric_points("app.agent.steps")] == [2]
+
+
+def test_with_the_sdk_disabled_the_agent_still_runs(client_for: Callable[..., TestClient]) -> None:
+    """OTEL_SDK_DISABLED=true: the loop and its tools work, nothing is recorded."""
+    client = client_for(sdk_disabled=True)
+    body = post(client, f"{CALC} {FAIL}")
+    assert [s["ok"] for s in body["steps"]] == [True, False] and body["usage"]["llm_calls"] == 3
+
+
 def test_the_console_view_prints_the_agent_tree(
     settings: Settings, stub_cerebe, capsys: pytest.CaptureFixture[str]
 ) -> None:
