@@ -93,6 +93,9 @@ class Load:
 
 ROUTES = {
     "chat": ("POST", "/api/chat", {"message": "benchmark me"}),
+    # An agent run: the stub LLM asks for one tool, the API runs it and calls again (two chat spans,
+    # one execute_tool span under the invoke_agent span).
+    "agent": ("POST", "/api/chat", {"message": 'benchmark me [tool:calculate {"expression": "6 * 7"}]'}),
     "bare": ("GET", "/api/conversations/none", None),
 }
 

@@ -31,7 +31,7 @@ from bench.common import CoreSplit, Load, Project, backends, cpu_seconds, drive,
 from bench.sinks import sinks as bench_sinks
 
 BENCH_DIR = Path(__file__).resolve().parent
-ROUTE_ORDER = ("chat", "bare")
+ROUTE_ORDER = ("chat", "agent", "bare")
 # The SDK's batch span processor sends a partial batch after 5 s (OTEL_BSP_SCHEDULE_DELAY): wait
 # that long after a route's last drive, so its exports are charged to it.
 TAIL_SECONDS = 5.5
@@ -41,8 +41,8 @@ WARM_UP = 100
 # A round drives each route in this many slices per process, the variants taking turns: this VM's
 # speed drifts by 16-18 % from one second to the next (six processes of the same code, bursts of
 # 50-400 requests in turns: bench/ANALYSIS.md, sixth pass), so variants compared must be driven in
-# the same seconds. A slice is 40 chat or 80 bare requests, ~0.3-0.5 s; a turn of all variants is
-# a few seconds.
+# the same seconds. A slice is 40 chat, 20 agent or 80 bare requests, ~0.3-0.5 s; a turn of all
+# variants is a few seconds.
 SLICES = 10
 CONCURRENCY = 4
 

@@ -359,7 +359,7 @@ def print_table(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--route", action="append", choices=["chat", "bare"])
+    parser.add_argument("--route", action="append", choices=["chat", "agent", "bare"])
     parser.add_argument("--sampling", action="append")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--from", dest="source", type=Path, help="group a saved py-spy raw/speedscope file")

@@ -135,7 +135,7 @@ def targets(
             unit,
             lower_is_better,
         )
-        for route in ("chat", "bare")
+        for route in overhead.ROUTE_ORDER
         for target, sampling, base, how, limit, fmt, unit, lower_is_better in overhead_targets
     ]
     failed = sum(r["failed"] for r in fault_rows)
@@ -252,7 +252,9 @@ def main() -> None:
     args = parser.parse_args()
     # Per round and variant; bare requests are 4x cheaper, so twice as many keep its rounds long
     # enough that one batch export more or less does not move a round's CPU figure.
-    requests = {"chat": 200, "bare": 200} if args.quick else {"chat": 400, "bare": 800}
+    # An agent request is two LLM round trips and a tool: half the chat count keeps its rounds as long.
+    quick, full = {"chat": 200, "agent": 100, "bare": 200}, {"chat": 400, "agent": 200, "bare": 800}
+    requests = quick if args.quick else full
     rounds = 2 if args.quick else args.rounds
 
     workdir = Path(tempfile.mkdtemp(prefix="sage-bench-"))

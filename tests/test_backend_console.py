@@ -6,6 +6,7 @@ endpoint (no tree; the exported spans are checked too), and an endpoint with TEL
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,9 @@ class ConsoleRun:
         return []
 
 
-def _boot(project: Path, python: Path, workdir: Path, name: str, **env: str) -> ConsoleRun:
+def _boot(
+    project: Path, python: Path, workdir: Path, name: str, message: str = "hello console", **env: str
+) -> ConsoleRun:
     """Boots the backend, sends one chat request under TRACE_ID, stops it (SIGTERM, graceful)."""
     with run_stub_llm(python, project) as llm:
         environ = clean_env(
@@ -52,7 +55,7 @@ def _boot(project: Path, python: Path, workdir: Path, name: str, **env: str) -> 
         with run_backend(python, project, environ, workdir / f"{name}.log") as backend:
             response = httpx.post(
                 f"{backend.url}/api/chat",
-                json={"conversation_id": "console-1", "message": "hello console"},
+                json={"conversation_id": "console-1", "message": message},
                 headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
                 timeout=10,
             )
@@ -131,3 +134,29 @@ def test_telemetry_console_true_forces_the_tree_on_beside_a_collector(
     tree = run.tree()
     assert tree and "POST /api/chat 200" in tree[0], run.output
     assert any("chat gpt-4o-mini" in line for line in tree), tree
+
+
+def test_an_agent_run_prints_as_the_agent_tree(
+    default_project: Path, backend_python: Path, tmp_path: Path
+) -> None:
+    """A run with two tools (one failing): the agent line with its LLM calls and summed usage, below it
+    each chat call with its HTTP call, and each tool with the model's call id (and ✗ error.type)."""
+    message = '[tool:calculate {"expression": "6 * 7"}] [tool:calculate {"expression": "1 / 0"}]'
+    run = _boot(default_project, backend_python, tmp_path, "agent", message)
+    tree = run.tree()
+    print("\n".join(tree))  # the report quotes one agent trace as the console prints it
+    agent = next((line for line in tree if "invoke_agent assistant" in line), "")
+    assert agent.startswith("  ├─ invoke_agent assistant  3 LLM calls · "), tree
+    assert "out tokens · $0.0" in agent, tree
+    below = [line[8:] for line in tree if line.startswith(("  │  ├─ ", "  │  └─ "))]
+    assert [line.split("  ")[0] for line in below] == [
+        "chat gpt-4o-mini",
+        "execute_tool calculate",
+        "chat gpt-4o-mini",
+        "execute_tool calculate",
+        "chat gpt-4o-mini",
+    ], tree
+    assert re.search(r"^execute_tool calculate  call_\d+  ", below[1]), below
+    assert re.search(r"^execute_tool calculate  call_\d+ ✗ ZeroDivisionError  ", below[3]), below
+    text = "\n".join(tree)
+    assert "INFO app.agent: tool.call" in text and "WARNING app.agent: tool.call" in text

@@ -34,6 +34,8 @@ LATENCY_HISTOGRAMS = (
     "http_server_request_duration_seconds_bucket",
     "gen_ai_client_operation_duration_seconds_bucket",
     "gen_ai_client_operation_time_to_first_chunk_seconds_bucket",
+    "gen_ai_execute_tool_duration_seconds_bucket",
+    "gen_ai_invoke_agent_duration_seconds_bucket",
 )
 
 

@@ -30,6 +30,9 @@ INSTRUMENTS = [
     ("gen_ai.client.operation.duration", "s", "histogram"),
     ("gen_ai.client.operation.time_to_first_chunk", "s", "histogram"),
     ("gen_ai.client.token.usage", "{token}", "histogram"),
+    ("gen_ai.execute_tool.duration", "s", "histogram"),
+    ("gen_ai.invoke_agent.duration", "s", "histogram"),
+    ("app.agent.steps", "{step}", "histogram"),
     ("traces.span.metrics.calls", "1", "counter"),
     ("traces.span.metrics.duration", "ms", "histogram"),
     ("traces_service_graph_request_total", "1", "counter"),
@@ -142,10 +145,11 @@ def test_every_metric_a_dashboard_queries_is_one_the_stack_produces(project):
     for path in (project / "deploy" / "config" / "dashboards").glob("*.json"):
         board = json.loads(path.read_text(encoding="utf-8"))
         text = json.dumps([board["panels"], board["templating"]])
-        queried |= set(re.findall(r"\b((?:http|gen_ai|traces)_[a-zA-Z0-9_]+)(?=\{|\[)", text))
+        queried |= set(re.findall(r"\b((?:http|gen_ai|traces|app)_[a-zA-Z0-9_]+)(?=\{|\[)", text))
         queried |= set(re.findall(r"label_values\((\w+)", text))
     assert queried and queried <= produced, queried - produced
     assert "gen_ai_client_cost_USD_total" in queried
+    assert {"gen_ai_execute_tool_duration_seconds_bucket", "app_agent_steps_bucket"} <= queried
 
 
 def test_exemplars_survive_the_collector_and_prometheus_keeps_them(project):

@@ -145,6 +145,9 @@ class BrowserRun:
     def chat(self) -> Span:
         return self.one("chat span", lambda s: s.name == "chat gpt-4o-mini")
 
+    def agent(self) -> Span:
+        return self.one("agent span", lambda s: s.name == "invoke_agent assistant")
+
     def llm_http(self) -> Span:
         return self.one(
             "httpx span to the LLM",
@@ -287,13 +290,14 @@ def test_one_trace_from_the_click_to_the_llm(run: BrowserRun) -> None:
 
 
 def test_each_hop_is_the_child_of_the_one_before(run: BrowserRun) -> None:
-    """browser fetch -> Next.js server -> its fetch -> backend server -> chat -> httpx -> LLM."""
+    """browser fetch -> Next.js server -> its fetch -> backend server -> agent -> chat -> httpx -> LLM."""
     browser, server, forward = run.browser_fetch(), run.next_server(), run.next_fetch()
-    backend, chat, http = run.backend_server(), run.chat(), run.llm_http()
+    backend, agent, chat, http = run.backend_server(), run.agent(), run.chat(), run.llm_http()
     assert server.parent_span_id == browser.span_id
     assert server.span_id in run.ancestors(forward)
     assert backend.parent_span_id == forward.span_id
-    assert chat.parent_span_id == backend.span_id
+    assert agent.parent_span_id == backend.span_id
+    assert chat.parent_span_id == agent.span_id
     assert http.parent_span_id == chat.span_id
     (llm_request,) = [r for r in run.llm_requests if r["path"] == "/v1/chat/completions"]
     assert llm_request["headers"]["traceparent"].split("-")[2] == http.span_id

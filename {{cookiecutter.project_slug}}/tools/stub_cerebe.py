@@ -8,9 +8,16 @@ It answers `POST /v1/chat/completions` (plain and streamed) with an echo of the 
 and OpenAI-style usage, and keeps the last requests it received (headers included) at
 `GET /_stub/requests`, so tests can check that traceparent arrived. Markers in the last user
 message make it misbehave on purpose: `[stub:500]`, `[stub:429]`, `[stub:garbage]`,
-`[stub:no-usage]`, `[stub:slow=SECONDS]`. While slow, it watches its caller: a caller that closes
-the connection is counted at `GET /_stub/abandoned` (tests check that a call is cancelled when the
-API's own client goes away). Standard library only.
+`[stub:no-usage]`, `[stub:slow=SECONDS]` (each round trip of an agent run alike). While slow, it
+watches its caller: a caller that closes the connection is counted at `GET /_stub/abandoned`
+(tests check that a call is cancelled when the API's own client goes away).
+
+Tools: when the request offers `tools`, each `[tool:NAME]` or `[tool:NAME {"json": "arguments"}]`
+in the last user message is one tool call, asked one per round trip in the order written (plain:
+`tool_calls` in the message; streamed: tool-call deltas, the arguments in pieces), with ids
+`call_<n>` counted across the server's life. Once every marker has a `role: "tool"` answer, the
+reply is the echo followed by each tool's result. Without `tools` the markers are just text.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -29,6 +36,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _SLOW = re.compile(r"\[stub:slow=([0-9.]+)\]")
+_TOOL = re.compile(r"\[tool:([A-Za-z0-9_-]{1,64})")
+
+
+def tool_markers(text: str) -> list[tuple[str, str]]:
+    """(name, JSON arguments) of each `[tool:NAME]` / `[tool:NAME {...}]` marker, in order."""
+    found, decoder = [], json.JSONDecoder()
+    for match in _TOOL.finditer(text):
+        rest, arguments = text[match.end() :], "{}"
+        if rest.startswith(" {"):
+            try:
+                value, end = decoder.raw_decode(rest[1:])
+            except ValueError:
+                continue
+            if not rest[1 + end :].startswith("]") or not isinstance(value, dict):
+                continue
+            arguments = json.dumps(value)
+        elif not rest.startswith("]"):
+            continue
+        found.append((match.group(1), arguments))
+    return found
 
 
 def _tokens(text: str) -> int:
@@ -105,23 +132,28 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         model = body.get("model") or "stub-model"
-        reply = f"Echo: {last}"
+        calls = self._tool_calls(body, last)
+        reply = None if calls else f"Echo: {last}" + self._tool_results(body["messages"])
+        completion = _tokens(reply) if reply else sum(_tokens(c["function"]["arguments"]) for c in calls)
         prompt_tokens = sum(_tokens(str(m.get("content", ""))) for m in body["messages"])
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": _tokens(reply),
-            "total_tokens": prompt_tokens + _tokens(reply),
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
         }
         response_id = f"chatcmpl-stub-{next(self.server.ids)}"
         if body.get("stream"):
-            self._stream(response_id, model, reply, usage, body, with_usage="[stub:no-usage]" not in last)
+            self._stream(response_id, model, reply, calls, usage, body, with_usage="[stub:no-usage]" not in last)
             return
+        message: dict[str, Any] = {"role": "assistant", "content": reply}
+        if calls:
+            message["tool_calls"] = calls
         answer: dict[str, Any] = {
             "id": response_id,
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
         }
         if "[stub:no-usage]" not in last:
             answer["usage"] = usage
@@ -143,7 +175,44 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(min(left, 0.05))  # pipelined bytes: not a close
         return True
 
-    def _stream(self, response_id: str, model: str, reply: str, usage: dict, body: dict, with_usage: bool) -> None:
+    def _tool_calls(self, body: dict, last: str) -> list[dict[str, Any]]:
+        """The next marker's call, when tools are offered and a marker is still unanswered."""
+        if not body.get("tools"):
+            return []
+        messages = body["messages"]
+        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+        asked = sum(len(m.get("tool_calls") or ()) for m in messages[last_user + 1 :] if m.get("role") == "assistant")
+        markers = tool_markers(last)
+        if asked >= len(markers):
+            return []
+        name, arguments = markers[asked]
+        call_id = f"call_{next(self.server.call_ids)}"
+        return [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]
+
+    @staticmethod
+    def _tool_results(messages: list[dict[str, Any]]) -> str:
+        """` [NAME: result]` for each tool answer after the last user message."""
+        names = {}
+        for message in messages:
+            for call in message.get("tool_calls") or ():
+                names[call.get("id")] = (call.get("function") or {}).get("name")
+        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+        return "".join(
+            f" [{names.get(m.get('tool_call_id'), '?')}: {m.get('content')}]"
+            for m in messages[last_user + 1 :]
+            if m.get("role") == "tool"
+        )
+
+    def _stream(
+        self,
+        response_id: str,
+        model: str,
+        reply: str | None,
+        calls: list[dict[str, Any]],
+        usage: dict,
+        body: dict,
+        with_usage: bool,
+    ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -156,11 +225,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         base = {"id": response_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
-        words = reply.split(" ")
+        for index, call in enumerate(calls):
+            # As OpenAI streams them: id and name first, then the arguments in pieces.
+            function = call["function"]
+            first = {"index": index, "id": call["id"], "type": "function", "function": {"name": function["name"]}}
+            event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [first]}, "finish_reason": None}]})
+            arguments = function["arguments"]
+            for start in range(0, len(arguments), 8):
+                piece = {"index": index, "function": {"arguments": arguments[start : start + 8]}}
+                event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None}]})
+        words = reply.split(" ") if reply else []
         for index, word in enumerate(words):
             text = word if index == 0 else " " + word
             event({**base, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
-        event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        reason = "tool_calls" if calls else "stop"
+        event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
         if with_usage and (body.get("stream_options") or {}).get("include_usage"):
             event({**base, "choices": [], "usage": usage})
         event("[DONE]")
@@ -176,6 +255,7 @@ class StubServer(ThreadingHTTPServer):
         self.received: deque[dict[str, Any]] = deque(maxlen=keep)
         self.ids = itertools.count(1)
         self.abandoned = 0
+        self.call_ids = itertools.count(1)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (a timeout test) closes the socket under the answer: not an error.

@@ -6,6 +6,10 @@ httpx instrumentation makes; the outbound request carries traceparent, so a Cere
 speaks OpenTelemetry joins the same trace. A streamed call's span covers the whole stream and
 records the time to the first chunk. There are no automatic retries: a retry you add would show
 up as a second span.
+
+Tools: pass `tools` (OpenAI function definitions) and a reply may carry `tool_calls` instead of, or
+beside, text; streamed tool-call fragments are put together by index. The agent loop
+(app/agent/loop.py) runs them and calls again with `role: "tool"` messages.
 """
 
 from __future__ import annotations
@@ -37,6 +41,24 @@ def _malformed(what: str = "malformed JSON") -> CerebeError:
     return CerebeError(f"Cerebe answered with {what}", status_code=502, error_type="malformed_response")
 
 
+# A model's tool-call arguments are JSON text it wrote; past this many characters a call is malformed
+# (a runaway generation must not grow without bound in memory).
+MAX_TOOL_ARGUMENTS_CHARS = 64 * 1024
+MAX_TOOL_CALLS = 32  # per reply
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool the model asks for: its id (echoed back as `tool_call_id`), name and JSON arguments."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def message(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
 @dataclass
 class ChatReply:
     content: str
@@ -44,6 +66,7 @@ class ChatReply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 @dataclass
@@ -65,7 +88,7 @@ class CerebeClient:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
 
     def _call(
-        self, messages: list[dict[str, str]], model: str, conversation_id: str | None, **params: Any
+        self, messages: list[dict[str, Any]], model: str, conversation_id: str | None, **params: Any
     ) -> AbstractContextManager[LLMCall]:
         return self._llm.call(
             provider=self._settings.cerebe_provider,
@@ -77,7 +100,7 @@ class CerebeClient:
             **params,
         )
 
-    def _payload(self, messages: list[dict[str, str]], model: str, **params: Any) -> dict[str, Any]:
+    def _payload(self, messages: list[dict[str, Any]], model: str, **params: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": model, "messages": messages}
         payload.update({key: value for key, value in params.items() if value is not None})
         return payload
@@ -88,20 +111,23 @@ class CerebeClient:
 
     async def chat(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         conversation_id: str | None = None,
         model: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> ChatReply:
         model = model or self._settings.cerebe_model
         with self._call(messages, model, conversation_id, temperature=temperature, max_tokens=max_tokens) as call:
-            payload = self._payload(messages, model, temperature=temperature, max_tokens=max_tokens)
+            payload = self._payload(messages, model, temperature=temperature, max_tokens=max_tokens, tools=tools)
             body = await self._post(payload)
             try:
-                content = body["choices"][0]["message"]["content"]
-            except (KeyError, IndexError, TypeError):
+                message = body["choices"][0]["message"]
+                tool_calls = _tool_calls(message.get("tool_calls"))
+                content = message["content"] if not tool_calls else message.get("content") or ""
+            except (KeyError, IndexError, TypeError, AttributeError):
                 raise _malformed("no message") from None
             cost = call.record_response(body)
             return ChatReply(
@@ -110,20 +136,24 @@ class CerebeClient:
                 input_tokens=call.input_tokens,
                 output_tokens=call.output_tokens,
                 cost_usd=cost,
+                tool_calls=tool_calls,
             )
 
     async def chat_stream(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         result: StreamedReply,
         *,
         conversation_id: str | None = None,
         model: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[str]:
-        """Yields text chunks; usage comes from the final chunk (`stream_options.include_usage`)."""
+        """Yields text chunks; usage comes from the final chunk (`stream_options.include_usage`);
+        tool calls, put together from their fragments, are in `result.reply.tool_calls` at the end."""
         model = model or self._settings.cerebe_model
-        payload = self._payload(messages, model, stream=True, stream_options={"include_usage": True})
+        payload = self._payload(messages, model, stream=True, stream_options={"include_usage": True}, tools=tools)
         response_model, response_id, reasons, usage = model, None, [], None
+        fragments = _ToolCallFragments()
         with self._call(messages, model, conversation_id, stream=True) as call:
             async with self._open_stream(payload) as response:
                 async for line in response.aiter_lines():
@@ -142,16 +172,26 @@ class CerebeClient:
                     for choice in chunk.get("choices") or ():
                         if choice.get("finish_reason"):
                             reasons.append(choice["finish_reason"])
-                        text = (choice.get("delta") or {}).get("content")
+                        delta = choice.get("delta") or {}
+                        if delta.get("tool_calls"):
+                            call.record_chunk()
+                            fragments.add(delta["tool_calls"])
+                        text = delta.get("content")
                         if text:
                             call.record_chunk()
                             result.chunks.append(text)
                             yield text
             content = "".join(result.chunks)
+            tool_calls = fragments.calls()
             cost = call.record_result(
-                model=response_model, response_id=response_id, finish_reasons=reasons, usage=usage, content=content
+                model=response_model,
+                response_id=response_id,
+                finish_reasons=reasons,
+                usage=usage,
+                content=content,
+                tool_calls=tool_calls,
             )
-            result.reply = ChatReply(content, response_model, call.input_tokens, call.output_tokens, cost)
+            result.reply = ChatReply(content, response_model, call.input_tokens, call.output_tokens, cost, tool_calls)
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         with _transport_errors():
@@ -180,6 +220,59 @@ class CerebeClient:
                 yield response
         finally:
             await response.aclose()
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    """The `tool_calls` of a reply message, checked; a bad shape is a malformed answer."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_TOOL_CALLS:
+        raise _malformed("malformed tool calls")
+    calls = []
+    for item in raw:
+        function = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(function, dict):
+            raise _malformed("malformed tool calls")
+        call_id, name, arguments = item.get("id"), function.get("name"), function.get("arguments") or "{}"
+        if not (isinstance(call_id, str) and isinstance(name, str) and isinstance(arguments, str)):
+            raise _malformed("malformed tool calls")
+        if len(arguments) > MAX_TOOL_ARGUMENTS_CHARS:
+            raise _malformed("over-long tool arguments")
+        calls.append(ToolCall(call_id, name, arguments))
+    return calls
+
+
+class _ToolCallFragments:
+    """Streamed tool calls: the first fragment of each (by `index`) names its id and function, the
+    following ones append to its arguments."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, dict[str, Any]] = {}
+        self._size = 0
+
+    def add(self, deltas: Any) -> None:
+        for delta in deltas if isinstance(deltas, list) else ():
+            index = delta.get("index") if isinstance(delta, dict) else None
+            if not isinstance(index, int) or (index not in self._parts and len(self._parts) >= MAX_TOOL_CALLS):
+                raise _malformed("malformed tool calls")
+            part = self._parts.setdefault(index, {"id": None, "name": None, "arguments": []})
+            function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
+            part["id"] = delta.get("id") or part["id"]
+            part["name"] = function.get("name") or part["name"]
+            if isinstance(arguments := function.get("arguments"), str):
+                self._size += len(arguments)
+                if self._size > MAX_TOOL_ARGUMENTS_CHARS * MAX_TOOL_CALLS:
+                    raise _malformed("over-long tool arguments")
+                part["arguments"].append(arguments)
+
+    def calls(self) -> list[ToolCall]:
+        return _tool_calls(
+            [
+                {"id": p["id"], "function": {"name": p["name"], "arguments": "".join(p["arguments"])}}
+                for _, p in sorted(self._parts.items())
+            ]
+            or None
+        )
 
 
 @contextmanager

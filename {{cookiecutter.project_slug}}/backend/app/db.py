@@ -79,6 +79,9 @@ class Message(Base):
     input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    # LLM round trips behind a reply (an agent run with tools makes several; tokens and cost above
+    # are their sum). NULL in rows stored before the agent: one call each.
+    llm_calls: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class FeedbackVote(Base):

@@ -11,6 +11,8 @@ import httpx
 from fastapi import FastAPI
 
 from . import db
+from .agent import Agent
+from .agent.tools import TOOLS
 from .api import chat, feedback
 from .cerebe import CerebeClient
 from .chat_limits import ChatLimits
@@ -18,6 +20,7 @@ from .errors import install_error_handlers
 from .replay import mount as mount_replay
 from .settings import Settings
 from .telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, init_telemetry
+from .telemetry.agent import AgentTelemetry
 from .telemetry.config import SERVICE_NAME
 from .telemetry.replay import use_vendor
 
@@ -31,6 +34,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = httpx.Limits(max_connections=settings.cerebe_max_connections, max_keepalive_connections=20)
     async with httpx.AsyncClient(timeout=settings.cerebe_timeout, limits=pool) as http:
         app.state.cerebe = CerebeClient(http, settings, app.state.telemetry.llm)
+        telemetry = app.state.telemetry
+        agent_telemetry = AgentTelemetry(telemetry.llm, telemetry.meter_provider)
+        app.state.agent = Agent(app.state.cerebe, TOOLS, agent_telemetry, settings, app.state.sessions)
         yield
     await app.state.engine.dispose()
 

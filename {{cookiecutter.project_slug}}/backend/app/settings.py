@@ -43,6 +43,19 @@ class Settings(EnvSettings):
     history_limit: int = Field(20, validation_alias="CHAT_HISTORY_LIMIT", ge=0)
     """How many earlier messages of the conversation are sent along. Env: CHAT_HISTORY_LIMIT."""
 
+    agent_name: str = Field("assistant", validation_alias="AGENT_NAME", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    """gen_ai.agent.name: the chat agent's spans are `invoke_agent <name>`. Env: AGENT_NAME."""
+
+    agent_max_steps: int = Field(8, validation_alias="AGENT_MAX_STEPS", ge=1, le=100)
+    """LLM round trips one request may make; past them it answers 502 (code max_steps). Env: AGENT_MAX_STEPS."""
+
+    agent_max_tool_calls: int = Field(16, validation_alias="AGENT_MAX_TOOL_CALLS", ge=0, le=1000)
+    """Tool calls one request may run; past them it answers 502 (code max_tool_calls). Env: AGENT_MAX_TOOL_CALLS."""
+
+    agent_tool_timeout: float = Field(10.0, validation_alias="AGENT_TOOL_TIMEOUT", gt=0.0, allow_inf_nan=False)
+    """Seconds one tool call may take; past them the request answers 504 (code tool_timeout).
+    Env: AGENT_TOOL_TIMEOUT."""
+
     session_replay: ReplayVendorName = Field(DEFAULT_VENDOR, validation_alias="SESSION_REPLAY")
     """Session replay vendor (telemetry/replay.py VENDORS): whose header names a request's session, and
     whether the built-in replay's routes (/api/replay/...) are mounted ("builtin" only). Env: SESSION_REPLAY."""

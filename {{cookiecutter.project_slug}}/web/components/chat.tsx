@@ -7,8 +7,20 @@ import { randomId } from "../lib/ids";
 import { withConversation } from "../lib/conversation";
 import { recordClickToFirstToken } from "../lib/request-spans";
 
+/** One tool call of the agent's run (backend/app/api/chat.py ToolStepOut); `ok` is unset while it runs. */
+interface ToolStep {
+  id: string;
+  name: string;
+  arguments: string;
+  ok?: boolean;
+  output?: string;
+  error_type?: string | null;
+  duration_ms?: number;
+}
+
 interface Exchange {
   message: string;
+  steps?: ToolStep[];
   reply?: string;
   traceId?: string | null;
   error?: string;
@@ -17,14 +29,23 @@ interface Exchange {
 interface ChatReply {
   reply: string;
   trace_id: string | null;
+  steps?: ToolStep[];
 }
 
 /** One server-sent event of POST /api/chat/stream (backend/app/api/chat.py). */
 interface StreamEvent {
   delta?: string;
+  tool_call?: ToolStep;
+  tool_result?: ToolStep;
   done?: boolean;
   trace_id?: string | null;
   detail?: string;
+}
+
+/** At most `limit` characters of a tool's arguments or output, for one line of the transcript. */
+function clip(text: string | undefined, limit = 120): string {
+  if (!text) return "";
+  return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
 }
 
 /** Calls `callback` once the browser has painted the next frame (rAF runs just before that paint). */
@@ -116,7 +137,7 @@ export function Chat() {
       );
       if (response.ok) {
         const body = (await response.json()) as ChatReply;
-        outcome = { reply: body.reply, traceId: body.trace_id };
+        outcome = { reply: body.reply, traceId: body.trace_id, steps: body.steps ?? [] };
       } else {
         outcome = { error: await errorDetail(response) };
       }
@@ -146,6 +167,12 @@ export function Chat() {
       await readEvents(response.body, (name, data) => {
         if (name === "error") {
           update({ error: data.detail ?? "the reply failed", traceId: data.trace_id });
+        } else if (data.tool_call) {
+          const call = data.tool_call;
+          update((item) => ({ steps: [...(item.steps ?? []), call] }));
+        } else if (data.tool_result) {
+          const result = data.tool_result;
+          update((item) => ({ steps: (item.steps ?? []).map((step) => (step.id === result.id ? result : step)) }));
         } else if (data.delta !== undefined) {
           const delta = data.delta;
           if (first) {
@@ -172,6 +199,7 @@ export function Chat() {
         {exchanges.map((item, i) => (
           <li key={i}>
             <p className="message">{item.message}</p>
+            {item.steps && item.steps.length > 0 && <ToolSteps steps={item.steps} last={i === last} />}
             {item.reply !== undefined && (
               <p className="reply" data-testid={i === last ? "chat-reply" : undefined}>
                 {item.reply}
@@ -217,6 +245,30 @@ export function Chat() {
         </button>
       </form>
     </main>
+  );
+}
+
+/**
+ * The tools the agent ran for a reply, in order: name, arguments, and what came back (or the error,
+ * which the model also read). Each is one `execute_tool <name>` span in the reply's trace.
+ */
+function ToolSteps({ steps, last }: { steps: ToolStep[]; last: boolean }) {
+  return (
+    <ol className="tool-steps" data-testid={last ? "tool-steps" : undefined}>
+      {steps.map((step) => {
+        const status = step.ok === undefined ? "running" : step.ok ? "ok" : "error";
+        return (
+          <li key={step.id} className={`tool-step ${status}`} data-testid="tool-step" data-status={status}>
+            <code>
+              {step.name}({clip(step.arguments, 80)})
+            </code>
+            {status === "running" && " …"}
+            {status === "ok" && ` → ${clip(step.output)}`}
+            {status === "error" && ` ✗ ${step.error_type ?? "error"}: ${clip(step.output)}`}
+          </li>
+        );
+      })}
+    </ol>
   );
 }
 

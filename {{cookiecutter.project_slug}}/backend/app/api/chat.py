@@ -1,11 +1,13 @@
 # Yours (sage-obs scaffold): change it freely; `make update` merges any template change into your edits.
-"""The chat API: store the user's message, ask Cerebe, store and return the reply."""
+"""The chat API: store the user's message, run the agent (Cerebe and the tools it asks for), store and
+return the reply with the tool steps it took."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -17,7 +19,8 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
 from .. import chat_limits
-from ..cerebe import CerebeClient, CerebeError, ChatReply, StreamedReply
+from ..agent import Agent, AgentReply, Finished, TextDelta, ToolDone, ToolRequested, ToolStep
+from ..cerebe import CerebeError
 from ..db import Message, conversation_messages
 from ..limits import read_body
 
@@ -51,6 +54,19 @@ class Usage(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    llm_calls: int | None = None
+
+
+class ToolStepOut(BaseModel):
+    """One tool call of the reply: what the model asked and what the tool answered."""
+
+    id: str
+    name: str
+    arguments: str
+    ok: bool
+    output: str
+    error_type: str | None
+    duration_ms: float
 
 
 class ChatResponse(BaseModel):
@@ -59,6 +75,7 @@ class ChatResponse(BaseModel):
     model: str
     trace_id: str | None
     usage: Usage
+    steps: list[ToolStepOut] = []
 
 
 class ModelUsage(BaseModel):
@@ -101,7 +118,7 @@ async def _store_question(request: Request, body: ChatRequest, trace_id: str | N
     return [{"role": m.role, "content": m.content} for m in history]
 
 
-async def _store_reply(request: Request, conversation_id: str, reply: ChatReply, span: trace.SpanContext) -> None:
+async def _store_reply(request: Request, conversation_id: str, reply: AgentReply, span: trace.SpanContext) -> None:
     """Stores the reply with the span it was made in (feedback on it is recorded in that trace)."""
     async with request.app.state.sessions() as session:
         session.add(
@@ -116,6 +133,7 @@ async def _store_reply(request: Request, conversation_id: str, reply: ChatReply,
                 input_tokens=reply.input_tokens,
                 output_tokens=reply.output_tokens,
                 cost_usd=reply.cost_usd,
+                llm_calls=reply.llm_calls,
             )
         )
         await session.commit()
@@ -125,13 +143,34 @@ async def _store_reply(request: Request, conversation_id: str, reply: ChatReply,
     )
 
 
-def _usage(reply: ChatReply) -> Usage:
-    return Usage(input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, cost_usd=reply.cost_usd)
+def _usage(reply: AgentReply) -> Usage:
+    return Usage(
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+        cost_usd=reply.cost_usd,
+        llm_calls=reply.llm_calls,
+    )
+
+
+MAX_STEP_OUTPUT_SHOWN = 2000  # characters of a tool's result sent to the browser (the model got it all)
+
+
+def _step(step: ToolStep) -> ToolStepOut:
+    output = step.output if len(step.output) <= MAX_STEP_OUTPUT_SHOWN else step.output[:MAX_STEP_OUTPUT_SHOWN] + "…"
+    return ToolStepOut(
+        id=step.id,
+        name=step.name,
+        arguments=step.arguments[:MAX_STEP_OUTPUT_SHOWN],
+        ok=step.ok,
+        output=output,
+        error_type=step.error_type,
+        duration_ms=round(step.duration_ms, 2),
+    )
 
 
 @router.post("/chat", response_model=ChatResponse)
 async def chat(request: Request, body: Annotated[ChatRequest, Depends(chat_request)]) -> ChatResponse:
-    cerebe: CerebeClient = request.app.state.cerebe
+    agent: Agent = request.app.state.agent
     span = trace.get_current_span().get_span_context()
     trace_id = current_trace_id(span)
     admission = chat_limits.admit(request)  # LLM spend limits (chat_limits.py): 429/503 before storing
@@ -139,14 +178,17 @@ async def chat(request: Request, body: Annotated[ChatRequest, Depends(chat_reque
         history = await _store_question(request, body, trace_id)
         admission.reserve(history)
         try:
-            call = cerebe.chat(history, conversation_id=body.conversation_id)
-            reply = await chat_limits.unless_disconnected(request, call)
+            run = agent.reply(history, conversation_id=body.conversation_id)
+            reply = await chat_limits.unless_disconnected(request, run)
         except CerebeError as exc:
             logger.warning(
                 "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
             )
-            raise HTTPException(status_code=exc.status_code, detail=f"{exc}; your message was saved") from None
-        admission.settle(reply.input_tokens, reply.output_tokens)
+            detail = {"detail": f"{exc}; your message was saved", "code": getattr(exc, "code", None)}
+            raise HTTPException(
+                status_code=exc.status_code, detail=detail if detail["code"] else detail["detail"]
+            ) from None
+        admission.settle(reply.input_tokens, reply.output_tokens)  # every round trip of the run
     finally:
         admission.release()
     await _store_reply(request, body.conversation_id, reply, span)
@@ -156,13 +198,16 @@ async def chat(request: Request, body: Annotated[ChatRequest, Depends(chat_reque
         model=reply.model,
         trace_id=trace_id,
         usage=_usage(reply),
+        steps=[_step(step) for step in reply.steps],
     )
 
 
 @router.post("/chat/stream")
 async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(chat_request)]) -> StreamingResponse:
-    """Server-sent events: `{"delta": text}` per chunk, then `{"done": true, ...}` or an `error` event."""
-    cerebe: CerebeClient = request.app.state.cerebe
+    """Server-sent events: `{"delta": text}` per chunk, `{"tool_call": {id, name, arguments}}` when the
+    model asks for a tool and `{"tool_result": {id, name, ok, output, ...}}` when it has run, then
+    `{"done": true, ...}` or an `error` event."""
+    agent: Agent = request.app.state.agent
     span = trace.get_current_span().get_span_context()
     trace_id = current_trace_id(span)
     admission = chat_limits.admit(request)  # LLM spend limits (chat_limits.py): 429/503 before storing
@@ -174,20 +219,34 @@ async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(cha
     admission.reserve(history)
 
     async def events() -> AsyncIterator[str]:
-        result = StreamedReply()
+        reply: AgentReply | None = None
+        run = agent.run(history, conversation_id=body.conversation_id, stream=True)
         try:
-            async for text in cerebe.chat_stream(history, result, conversation_id=body.conversation_id):
-                yield f"data: {json.dumps({'delta': text})}\n\n"
+            # aclosing: when the client leaves, the run's spans end now, in this task, not at garbage collection
+            async with aclosing(run):
+                async for event in run:
+                    if isinstance(event, TextDelta):
+                        yield f"data: {json.dumps({'delta': event.text})}\n\n"
+                    elif isinstance(event, ToolRequested):
+                        call = {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments}
+                        yield f"data: {json.dumps({'tool_call': call})}\n\n"
+                    elif isinstance(event, ToolDone):
+                        yield f"data: {json.dumps({'tool_result': _step(event.step).model_dump()})}\n\n"
+                    elif isinstance(event, Finished):
+                        reply = event.reply
         except CerebeError as exc:
             logger.warning(
                 "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
             )
             detail = {"status": exc.status_code, "detail": f"{exc}; your message was saved", "trace_id": trace_id}
+            if code := getattr(exc, "code", None):
+                detail["code"] = code
             yield f"event: error\ndata: {json.dumps(detail)}\n\n"
             return
-        admission.settle(result.reply.input_tokens, result.reply.output_tokens)
-        await _store_reply(request, body.conversation_id, result.reply, span)
-        done = {"done": True, "trace_id": trace_id, "model": result.reply.model, **_usage(result.reply).model_dump()}
+        assert reply is not None  # a run ends with Finished or raises
+        admission.settle(reply.input_tokens, reply.output_tokens)  # every round trip of the run
+        await _store_reply(request, body.conversation_id, reply, span)
+        done = {"done": True, "trace_id": trace_id, "model": reply.model, **_usage(reply).model_dump()}
         yield f"data: {json.dumps(done)}\n\n"
 
     # Releases the admission when the stream ends, however it ends; cancelled if the client goes.
@@ -198,14 +257,15 @@ async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(cha
 
 @router.get("/conversations/{conversation_id}/usage", response_model=ConversationUsage)
 async def conversation_usage(request: Request, conversation_id: str) -> ConversationUsage:
-    """Tokens and cost of a conversation, summed from the stored replies, in total and per model."""
+    """Tokens, cost and LLM calls of a conversation, summed from the stored replies (each counts the
+    round trips of its agent run), in total and per model."""
     query = (
         select(
             Message.model,
             func.coalesce(func.sum(Message.input_tokens), 0),
             func.coalesce(func.sum(Message.output_tokens), 0),
             func.coalesce(func.sum(Message.cost_usd), 0.0),
-            func.count(),
+            func.coalesce(func.sum(func.coalesce(Message.llm_calls, 1)), 0),
         )
         .where(Message.conversation_id == conversation_id, Message.role == "assistant")
         .group_by(Message.model)

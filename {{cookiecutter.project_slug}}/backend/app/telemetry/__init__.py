@@ -9,6 +9,7 @@ Where each signal is configured:
     metrics.py    meter provider
     logs.py       JSON stdout + OTLP logs with trace_id/span_id; loki.py pushes to Loki directly
     llm.py        GenAI spans, token and cost metrics for Cerebe calls
+    agent.py      invoke_agent / execute_tool spans and the agent metrics (app/agent/)
     replay.py     session-replay correlation (swap the vendor here and in web/lib/observability.ts)
     scrubbing.py  what never leaves the process (credentials in headers and query strings)
     testing.py    in-memory exporters and pytest fixtures for your own trace assertions

@@ -3,9 +3,12 @@
 
     11:42:07.318 sage-app-api POST /api/chat 200  14.2 ms  trace 0af7651916cd43dd8448eb211c80319c
       ├─ INSERT app.db  INSERT INTO messages (conversation_id, role, content, ...) VALUES (?, ?, ...)  0.4 ms
-      ├─ chat gpt-4o-mini  5 in / 6 out tokens · $0.0000044  6.1 ms
-      │  ├─ POST http://127.0.0.1:8001/v1/chat/completions 200  4.9 ms
-      │  └─ INFO app.llm: llm.call
+      ├─ invoke_agent assistant  2 LLM calls · 19 in / 7 out tokens · $0.0000071  9.8 ms
+      │  ├─ chat gpt-4o-mini  5 in / 6 out tokens · $0.0000044  6.1 ms
+      │  │  ├─ POST http://127.0.0.1:8001/v1/chat/completions 200  4.9 ms
+      │  │  └─ INFO app.llm: llm.call
+      │  ├─ execute_tool calculate  call_1 ✗ ZeroDivisionError  0.4 ms
+      │  └─ chat gpt-4o-mini  14 in / 1 out tokens · $0.0000027  2.6 ms
       └─ INFO app.api.chat: chat reply stored
 
 What prints: every local root, i.e. a span with no parent or with a remote parent (a browser's or a
@@ -40,6 +43,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_REQUEST_MODEL,
     GEN_AI_RESPONSE_MODEL,
+    GEN_AI_TOOL_CALL_ID,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
 )
@@ -49,6 +53,7 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import SpanKind, StatusCode
 
+from .agent import STEPS_ATTRIBUTE
 from .llm import GEN_AI_USAGE_COST
 from .logs import STDOUT_ONLY_LOGGERS
 
@@ -170,6 +175,10 @@ def summarize(span: ReadableSpan) -> SpanLine:
     status = attributes.get(HTTP_RESPONSE_STATUS_CODE)
     if GEN_AI_OPERATION_NAME in attributes:
         parts = []
+        if (steps := attributes.get(STEPS_ATTRIBUTE)) is not None:  # an agent run: its round trips
+            parts.append(f"{steps} LLM call{'' if steps == 1 else 's'}")
+        if (call_id := attributes.get(GEN_AI_TOOL_CALL_ID)) is not None:  # a tool call: the model's id for it
+            parts.append(str(call_id))
         model = attributes.get(GEN_AI_RESPONSE_MODEL)
         if model and model != attributes.get(GEN_AI_REQUEST_MODEL):
             parts.append(f"model {model}")

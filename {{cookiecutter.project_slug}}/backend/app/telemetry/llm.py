@@ -35,7 +35,15 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 from opentelemetry.trace import TracerProvider
 from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.invocation import InferenceInvocation
-from opentelemetry.util.genai.types import Error, InputMessage, OutputMessage, TextPart
+from opentelemetry.util.genai.types import (
+    Error,
+    InputMessage,
+    MessagePart,
+    OutputMessage,
+    TextPart,
+    ToolCallRequestPart,
+    ToolCallResponsePart,
+)
 
 # Vendor extensions (no semantic convention for cost exists).
 GEN_AI_USAGE_COST = "gen_ai.usage.cost"
@@ -141,6 +149,11 @@ class LLMTelemetry:
             meter.create_counter(COST_METRIC, unit="USD", description="Estimated cost of LLM calls") if meter else None
         )
 
+    @property
+    def handler(self) -> TelemetryHandler:
+        """util-genai's handler, shared with the agent's spans (telemetry/agent.py)."""
+        return self._handler
+
     def chat(
         self,
         *,
@@ -169,18 +182,16 @@ class LLMTelemetry:
         if stream:
             invocation.request_stream = True
         if messages and self._handler.should_capture_content():
-            invocation.input_messages = [
-                InputMessage(role=str(m.get("role")), parts=[TextPart(content=_cut(m.get("content")))])
-                for m in messages
-            ]
+            invocation.input_messages = [InputMessage(role=str(m.get("role")), parts=_parts(m)) for m in messages]
         return invocation
 
     def record_response(self, invocation: InferenceInvocation, body: Mapping[str, Any]) -> float | None:
         """Copies model, id, finish reasons and usage from an OpenAI-style response; adds cost."""
         reasons = [c.get("finish_reason") for c in body.get("choices") or () if c.get("finish_reason")]
-        content = None
+        content, tool_calls = None, None
         if body.get("choices"):
-            content = ((body["choices"][0] or {}).get("message") or {}).get("content")
+            message = (body["choices"][0] or {}).get("message") or {}
+            content, tool_calls = message.get("content"), message.get("tool_calls")
         return self.record_result(
             invocation,
             model=body.get("model"),
@@ -188,6 +199,7 @@ class LLMTelemetry:
             finish_reasons=reasons,
             usage=body.get("usage"),
             content=content,
+            tool_calls=tool_calls,
         )
 
     def record_result(
@@ -199,15 +211,16 @@ class LLMTelemetry:
         finish_reasons: list[str],
         usage: Mapping[str, Any] | None,
         content: str | None = None,
+        tool_calls: Any = None,
     ) -> float | None:
-        """The response side of a call (plain or streamed); returns its cost in USD, if known."""
+        """The response side of a call (plain or streamed); returns its cost in USD, if known.
+        `tool_calls`: OpenAI-style dicts or cerebe.ToolCall objects (content, recorded only when captured)."""
         invocation.response_model_name = model or None
         invocation.response_id = response_id or None
         invocation.finish_reasons = finish_reasons or None
-        if content is not None and self._handler.should_capture_content():
-            invocation.output_messages = [
-                OutputMessage(role="assistant", parts=[TextPart(content=_cut(content))], finish_reason=None)
-            ]
+        if (content is not None or tool_calls) and self._handler.should_capture_content():
+            message = {"content": content, "tool_calls": [_as_dict(c) for c in tool_calls or ()]}
+            invocation.output_messages = [OutputMessage(role="assistant", parts=_parts(message), finish_reason=None)]
         usage = usage or {}
         input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if not isinstance(input_tokens, int) or not isinstance(output_tokens, int):
@@ -324,6 +337,27 @@ class LLMCall:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+def _as_dict(call: Any) -> Any:
+    return call.message() if hasattr(call, "message") else call
+
+
+def _parts(message: Mapping[str, Any]) -> list[MessagePart]:
+    """A chat message as util-genai parts: text, the tool calls an assistant asked for, a tool's result."""
+    if message.get("role") == "tool":
+        return [ToolCallResponsePart(response=_cut(message.get("content")), id=message.get("tool_call_id"))]
+    parts: list[MessagePart] = []
+    if message.get("content") is not None or not message.get("tool_calls"):
+        parts.append(TextPart(content=_cut(message.get("content") or "")))
+    for call in message.get("tool_calls") or ():
+        function = (call.get("function") if isinstance(call, Mapping) else None) or {}
+        parts.append(
+            ToolCallRequestPart(
+                arguments=_cut(function.get("arguments")), name=str(function.get("name")), id=call.get("id")
+            )
+        )
+    return parts
 
 
 def _cut(content: Any) -> str:
