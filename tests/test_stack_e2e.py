@@ -11,7 +11,8 @@ receiver that decodes it; Loki's is an OTLP/HTTP receiver on the path the export
 Traffic: ordinary chats in conversations chosen so that the conversation policy keeps some and
 drops the rest, failing LLM calls (500 and 429 from the stub: the API answers 5xx), one slow
 chat (over the 10 s latency policy), one costly chat (a long message to a model genai-prices
-prices at 30/60 USD per million tokens), a chat rated thumbs-down, and streamed chats.
+prices at 30/60 USD per million tokens), a chat rated thumbs-down, agent runs whose tool works or
+raises, and streamed chats.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ORDINARY_KEPT, ORDINARY_DROPPED = 4, 16
 SLOW_SECONDS = 10.5  # over the latency policy's 10 000 ms
 COSTLY_MESSAGE = "word " * 1500  # 1 500 input + 1 501 output tokens of gpt-4: 0.135 USD (> 0.05)
 FAULTS = ["[stub:500]"] * 6 + ["[stub:429]"] * 6
+TOOL_CALL = '[tool:calculate {"expression": "%s"}]'  # the stub asks for the agent's calculate tool
 # Resolves in the second idle period from now: web-vitals reads INP in an idle callback.
 IDLE_TWICE = "() => new Promise((resolve) => requestIdleCallback(() => requestIdleCallback(() => resolve())))"
 
@@ -79,6 +81,7 @@ class Run:
     slow: str = ""
     costly: str = ""
     rated: str = ""
+    failed_tool: str = ""  # a reply whose agent run had a tool fail (the run itself answered 200)
     streamed: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)  # traces of requests other than chats
     statuses: dict[str, int] = field(default_factory=dict)  # trace id -> HTTP status
@@ -93,7 +96,14 @@ class Run:
     decided: float = 0.0
 
     def must_keep(self) -> set[str]:
-        return {*self.kept_by_conversation, *self.errors, self.slow, self.costly, self.rated}
+        return {
+            *self.kept_by_conversation,
+            *self.errors,
+            self.slow,
+            self.costly,
+            self.rated,
+            self.failed_tool,
+        }
 
 
 def chat(client: httpx.Client, conversation: str, message: str) -> tuple[str, int]:
@@ -133,7 +143,7 @@ def drive_browser(browser, url: str) -> str:
 def drive(url: str, project: Path, run: Run) -> None:
     threshold = sampling_threshold(project)
     keep, drop = conversations("e2e-ordinary", threshold, ORDINARY_KEPT, ORDINARY_DROPPED)
-    _, special = conversations("e2e-special", threshold, 0, 3 + len(FAULTS))
+    _, special = conversations("e2e-special", threshold, 0, 5 + len(FAULTS))
     with httpx.Client(base_url=url, timeout=60) as client, ThreadPoolExecutor(4) as pool:
         slow = pool.submit(chat, client, special[0], f"[stub:slow={SLOW_SECONDS}] hello")
         for conversation in keep + drop:
@@ -145,10 +155,16 @@ def drive(url: str, project: Path, run: Run) -> None:
         rating = client.post("/api/feedback", json={"trace_id": run.rated, "score": -1, "comment": "wrong"})
         assert rating.status_code == 204, rating.text
         run.other.append(rating.headers["traceresponse"].split("-")[1])
+        # Agent runs: one tool call that works (an ordinary trace: dropped), one that raises (kept).
+        worked, run.statuses[worked] = chat(client, special[3], f"{TOOL_CALL % '2 ** 10'} hello")
+        run.dropped.append(worked)
+        run.failed_tool, run.statuses[run.failed_tool] = chat(
+            client, special[4], f"{TOOL_CALL % '1 / 0'} hello"
+        )
         run.streamed = [stream(client, conversation) for conversation in ("e2e-stream-0", "e2e-stream-1")]
         run.slow, run.statuses[run.slow] = slow.result()
         # Last, and kept: once it reached Tempo, every chat trace before it has been decided.
-        for conversation, marker in zip(special[3:], FAULTS, strict=True):
+        for conversation, marker in zip(special[5:], FAULTS, strict=True):
             trace_id, run.statuses[trace_id] = chat(client, conversation, f"{marker} hello")
             run.errors.append(trace_id)
     run.chat_requests = len(run.statuses)
@@ -259,16 +275,25 @@ def test_without_tail_sampling_every_trace_log_and_metric_reaches_its_store(
 
 
 def test_tail_sampling_keeps_errors_slow_costly_and_rated_traces_and_the_conversations_it_should(run):
-    """Errors, the slow, the costly and the rated trace reach Tempo, with exactly the conversations
-    whose FNV hash the policy keeps; no other chat trace does."""
+    """Errors, the slow, the costly, the rated trace and the one with a failed tool reach Tempo, with
+    exactly the conversations whose FNV hash the policy keeps; no other chat trace does."""
     assert sorted(run.statuses[t] for t in run.errors) == [502] * 6 + [503] * 6
     expected = run.must_keep()
     arrived = server_traces(run.tempo)
-    assert len(expected) == ORDINARY_KEPT + 3 + len(FAULTS)
+    assert len(expected) == ORDINARY_KEPT + 4 + len(FAULTS)
+    assert run.statuses[run.failed_tool] == 200
     assert arrived - set(run.streamed) == expected, (
         f"missing {expected - arrived}, unexpected {arrived - expected - set(run.streamed)}"
     )
     assert not arrived & set(run.dropped)
+    (tool,) = [
+        s for s in run.tempo.spans() if s.trace_id == run.failed_tool and s.name.startswith("execute_tool")
+    ]
+    assert (tool.name, tool.status_code, tool.attributes["error.type"]) == (
+        "execute_tool calculate",
+        "ERROR",
+        "ZeroDivisionError",
+    )
 
 
 def test_span_metrics_count_every_request_before_sampling(run):
