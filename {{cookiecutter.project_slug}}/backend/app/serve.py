@@ -19,8 +19,9 @@ import sys
 
 from uvicorn.main import main as uvicorn_command
 
+from .replay.settings import load_replay_settings
 from .settings import Settings
-from .telemetry.config import SettingsError
+from .telemetry.config import SettingsError, TelemetrySettings
 
 PROTOCOL = "app.server:GuardedHttpToolsProtocol"
 
@@ -52,11 +53,22 @@ def _load_env_file(argv: list[str]) -> None:
             load_dotenv(path)
 
 
+def checked_settings() -> Settings:
+    """Every setting the app will read, checked here, before uvicorn starts: under --reload (make
+    run) a bad value found later, in the reloader's child, is a traceback and a parent that keeps
+    waiting for a code change. Raises SettingsError (one line)."""
+    settings = Settings.from_env()
+    TelemetrySettings.from_env()
+    if settings.session_replay == "builtin":  # the only vendor that reads REPLAY_*
+        load_replay_settings()
+    return settings
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     _load_env_file(argv)
     try:
-        settings = Settings.from_env()
+        settings = checked_settings()
     except SettingsError as error:
         sys.exit(f"error: {error}")
     uvicorn_command.main(args=[*uvicorn_arguments(settings), *argv], prog_name="python -m app.serve")

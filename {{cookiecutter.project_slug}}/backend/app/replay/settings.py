@@ -81,7 +81,7 @@ def load_replay_settings() -> ReplaySettings:
     try:
         return ReplaySettings()
     except ValidationError as error:
-        from ..telemetry.config import SettingsError
+        from ..telemetry.config import SettingsError, rule_of
 
-        problems = [f"REPLAY_{str(item['loc'][0]).upper()}: {item['msg']}" for item in error.errors()]
+        problems = [f"REPLAY_{str(item['loc'][0]).upper()}: {rule_of(item)}" for item in error.errors()]
         raise SettingsError("; ".join(problems)) from None

@@ -64,6 +64,11 @@ class SettingsError(ValueError):
     """A setting's value is wrong: one line, naming each bad variable, its value and the rule."""
 
 
+def rule_of(error: Mapping[str, Any]) -> str:
+    """The rule a pydantic error states, without pydantic's "Value error, " label."""
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 class EnvSettings(BaseSettings):
     """Shared by the app's and telemetry's settings: env names are the aliases, empty means unset."""
 
@@ -95,7 +100,8 @@ class EnvSettings(BaseSettings):
             return cls(**{**values, **overrides})
         except ValidationError as error:
             problems = [
-                f"{cls._env_name(str(item['loc'][0]))}={item.get('input')!r}: {item['msg']}" for item in error.errors()
+                f"{cls._env_name(str(item['loc'][0]))}={item.get('input')!r}: {rule_of(item)}"
+                for item in error.errors()
             ]
             raise SettingsError("; ".join(problems)) from None
         finally:
