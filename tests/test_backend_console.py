@@ -6,6 +6,7 @@ endpoint (no tree; the exported spans are checked too), and an endpoint with TEL
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,10 +105,34 @@ def test_local_run_prints_the_request_as_a_span_tree(local_run: ConsoleRun) -> N
     assert "INFO app.api.chat: chat reply stored" in children, tree
 
 
+def _telemetry_lines(output: str) -> list[str]:
+    """The start-up line saying where telemetry goes (a JSON log line of logger app.startup)."""
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [
+        r["message"]
+        for r in records
+        if r.get("logger") == "app.startup" and r["message"].startswith("Telemetry")
+    ]
+
+
+def test_local_run_exports_to_no_endpoint_nobody_set(local_run: ConsoleRun) -> None:
+    """No endpoint set: nothing is sent to the default localhost:4318, where nobody runs a collector,
+    so no export warning; one start-up line says the telemetry stays here (console and local store)."""
+    lowered = local_run.output.lower()
+    assert "cannot export" not in lowered and "connection refused" not in lowered, local_run.output[-3000:]
+    said = _telemetry_lines(local_run.output)
+    assert len(said) == 1, local_run.output[-3000:]
+    assert "console view" in said[0] and "local store" in said[0] and "not exported" in said[0], said
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in said[0], said  # how to send it somewhere
+
+
 def test_with_an_otlp_endpoint_no_tree_is_printed(collector_run: ConsoleRun) -> None:
     """With a collector configured the console view is off; the request's spans went to the collector."""
     assert any(s.trace_id == TRACE_ID and s.kind == "SERVER" for s in collector_run.spans)
     assert collector_run.tree() == [] and "├─" not in collector_run.output, collector_run.output
+    said = _telemetry_lines(collector_run.output)
+    assert len(said) == 1 and "OTLP/HTTP" in said[0] and "/v1/traces" in said[0], collector_run.output[-3000:]
+    assert "console view" not in said[0], said
 
 
 def test_exported_db_span_names_carry_no_file_path(collector_run: ConsoleRun) -> None:

@@ -236,3 +236,13 @@ def test_unsampled_spans_and_their_logs_cost_nothing() -> None:
 def test_console_is_on_only_for_local_development_unless_forced(environ: dict[str, str], expected: bool) -> None:
     """On with no collector configured and outside Kubernetes; TELEMETRY_CONSOLE decides when set."""
     assert TelemetrySettings.from_env(environ).console is expected
+
+
+def test_otlp_export_only_where_an_endpoint_was_configured() -> None:
+    """The console view's opposite: no OTLP export in local development (nobody runs a collector at
+    the default endpoint), on with an endpoint or in Kubernetes; TELEMETRY_OTLP_EXPORT decides when set."""
+    assert TelemetrySettings.from_env({}).otlp_export is False
+    assert TelemetrySettings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}).otlp_export is True
+    assert TelemetrySettings.from_env({"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://c:4318/v1/logs"}).otlp_export
+    assert TelemetrySettings.from_env({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}).otlp_export is True
+    assert TelemetrySettings.from_env({"TELEMETRY_OTLP_EXPORT": "true"}).otlp_export is True

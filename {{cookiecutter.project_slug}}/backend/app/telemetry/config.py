@@ -208,6 +208,11 @@ class TelemetrySettings(EnvSettings):
     loki_queue_size: int = Field(10_000, validation_alias="LOKI_QUEUE_SIZE", ge=1)
     """Records waiting for Loki at most; past that new ones are dropped and counted. Env: LOKI_QUEUE_SIZE."""
 
+    otlp_export: bool | None = Field(None, validation_alias="TELEMETRY_OTLP_EXPORT", validate_default=True)
+    """Send traces, metrics and logs over OTLP/HTTP to the endpoints above. Env: TELEMETRY_OTLP_EXPORT;
+    unset, on when an OTLP endpoint is set in the environment or in Kubernetes: in local development
+    nobody runs a collector at the default endpoint, and the console view and the store show it all."""
+
     console: bool | None = Field(None, validation_alias="TELEMETRY_CONSOLE", validate_default=True)
     """Print each finished request as a span tree on stderr (console.py). Env: TELEMETRY_CONSOLE;
     unset, it is on when no OTLP endpoint is set in the environment and not in Kubernetes."""
@@ -234,6 +239,14 @@ class TelemetrySettings(EnvSettings):
             return value
         given = _GIVEN_ENVIRON.get()
         return _local_development(os.environ if given is None else given)
+
+    @field_validator("otlp_export")
+    @classmethod
+    def _export_unless_local_development(cls, value: bool | None) -> bool:
+        if value is not None:
+            return value
+        given = _GIVEN_ENVIRON.get()
+        return not _local_development(os.environ if given is None else given)
 
     @field_validator("otlp_endpoint")
     @classmethod

@@ -65,10 +65,11 @@ JUNK_EXTRAS = ("color_message",)
 
 
 def build_logger_provider(
-    settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter
+    settings: TelemetrySettings, resource: Resource, exporter: LogRecordExporter | None
 ) -> LoggerProvider:
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    if exporter is not None:  # None: local development, the store's processor is the only one
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     return provider
 
 

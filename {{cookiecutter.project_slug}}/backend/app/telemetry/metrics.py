@@ -28,9 +28,12 @@ UNREAD_INSTRUMENTS = frozenset(
 )
 
 
-def build_meter_provider(settings: TelemetrySettings, resource: Resource, reader: MetricReader) -> SdkMeterProvider:
-    """HTTP, DB and LLM instruments all record here; exemplars link histogram buckets to traces."""
-    return SdkMeterProvider(resource=resource, metric_readers=[reader])
+def build_meter_provider(
+    settings: TelemetrySettings, resource: Resource, reader: MetricReader | None
+) -> SdkMeterProvider:
+    """HTTP, DB and LLM instruments all record here; exemplars link histogram buckets to traces.
+    No reader (local development, nothing exported): the instruments cost next to nothing."""
+    return SdkMeterProvider(resource=resource, metric_readers=[reader] if reader is not None else [])
 
 
 class InstrumentationMeterProvider(MeterProvider):

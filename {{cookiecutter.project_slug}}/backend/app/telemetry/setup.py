@@ -34,6 +34,8 @@ from .metrics import InstrumentationMeterProvider, build_meter_provider
 from .resource import build_resource
 
 _internal = logging.getLogger("app.telemetry")
+# Not app.telemetry: that logger's lines are the exporters' health (export failing, back again).
+_startup = logging.getLogger("app.startup")
 
 
 @dataclass
@@ -111,16 +113,23 @@ def init_telemetry(
     # The instrumentations read this from the environment only, once, on first use.
     os.environ[OTEL_SEMCONV_STABILITY_OPT_IN] = settings.semconv_stability_opt_in
     propagation.install(settings.propagators)
+    # OTLP only where an endpoint was configured (or in Kubernetes): in local development nobody runs
+    # a collector at the default one, and every export would fail with a warning.
+    export = settings.otlp_export
+    own_exporters = span_exporter is None and log_exporter is None and metric_reader is None  # not a test's
     otlp = OtlpExporters.build(
-        settings, spans=span_exporter is None, logs=log_exporter is None, metrics=metric_reader is None
+        settings,
+        spans=export and span_exporter is None,
+        logs=export and log_exporter is None,
+        metrics=export and metric_reader is None,
     )
     resource = build_resource(settings)
     tracer_provider = traces.build_tracer_provider(settings, resource, span_exporter or otlp.spans)
     tracer_provider.add_span_processor(propagation.ConversationOnServerSpan())
     tracer_provider.add_span_processor(propagation.LinkUnsampledCaller())
-    meter_provider = build_meter_provider(
-        settings, resource, metric_reader or PeriodicExportingMetricReader(otlp.metrics)
-    )
+    if metric_reader is None and otlp.metrics is not None:
+        metric_reader = PeriodicExportingMetricReader(otlp.metrics)
+    meter_provider = build_meter_provider(settings, resource, metric_reader)
     logger_provider = logs.build_logger_provider(settings, resource, log_exporter or otlp.logs)
     if set_global:
         trace.set_tracer_provider(tracer_provider)
@@ -149,7 +158,26 @@ def init_telemetry(
     _shutdown_with_lifespan(app, telemetry)
     atexit.register(telemetry.shutdown)
     app.state.telemetry = telemetry
+    if own_exporters:
+        _startup.info("%s", where_telemetry_goes(telemetry))
     return telemetry
+
+
+def where_telemetry_goes(telemetry: Telemetry) -> str:
+    """The start-up line: every place this process sends or keeps its telemetry."""
+    settings, places = telemetry.settings, []
+    urls = [exporter.health.url for exporter in telemetry.exporters.all()]
+    if urls:
+        places.append(f"OTLP/HTTP to {', '.join(urls)}")
+    if settings.loki_url:
+        places.append(f"logs also to Loki at {settings.loki_url}")
+    if settings.console:
+        places.append("console view on stderr")
+    if telemetry.store is not None:
+        places.append(f"local store {telemetry.store.path} (`make mcp` reads it)")
+    if not settings.otlp_export:
+        places.append("not exported (no OTLP endpoint set; OTEL_EXPORTER_OTLP_ENDPOINT names a collector)")
+    return "Telemetry: " + "; ".join(places or ["kept nowhere"])
 
 
 def _shutdown_with_lifespan(app: FastAPI, telemetry: Telemetry) -> None:

@@ -30,15 +30,19 @@ from .scrubbing import ScrubbingSpanExporter, header_sanitize_fields
 FASTAPI_NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
-def build_tracer_provider(settings: TelemetrySettings, resource: Resource, exporter: SpanExporter) -> TracerProvider:
-    """Parent-based ratio sampling: a sampled caller (browser, gateway) is always followed."""
+def build_tracer_provider(
+    settings: TelemetrySettings, resource: Resource, exporter: SpanExporter | None
+) -> TracerProvider:
+    """Parent-based ratio sampling: a sampled caller (browser, gateway) is always followed.
+    No exporter (local development): the console view and the store are the only readers."""
     provider = TracerProvider(
         resource=resource,
         sampler=conversation_sampler(settings.trace_sample_ratio),
     )
     # The batch processor exports off the request path and drops spans when its bounded queue
     # is full rather than growing; scrubbing happens in its thread, just before export.
-    provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(exporter)))
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(exporter)))
     return provider
 
 
