@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import clean_env, free_port
+from tests.conftest import CACHE_DIR
+from tests.support.browser import SKIPPED, _link_tree, _stop_group, ensure_web_build
+from tests.support.processes import clean_env, free_port, wait_until_serving
 
 # A bad setting's line comes within the API's import time; a hung `--reload` parent never exits.
 STOP_SECONDS = 60
@@ -68,3 +70,60 @@ def test_a_bad_setting_stops_make_run_with_one_line(
     assert len(said) == 1, run.stderr
     assert said[0].startswith(f"error: {name}") and "Traceback" not in run.stderr, said
     assert "Value error" not in said[0], said  # pydantic's label, not the rule
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses of the sockets listening on `port` (/proc/net/tcp and tcp6, state 0A)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+# 127.0.0.1 as /proc/net/tcp writes it, and ::1 and ::ffff:127.0.0.1 as tcp6 does.
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+TELEMETRY_NOTICE = "collects completely anonymous telemetry"
+
+
+def test_make_web_dev_listens_on_loopback_only_and_sends_no_nextjs_telemetry(
+    default_project: Path, tmp_path: Path
+) -> None:
+    """`make web-dev` serves this machine only, as `make run` does, and a first run of Next.js (a
+    fresh HOME: it shows its notice once per user) neither announces nor sends its anonymous
+    telemetry. The rendered Makefile, over a copy of the installed web app (node_modules linked)."""
+    build = ensure_web_build(default_project / "web", CACHE_DIR)
+    project = tmp_path / "project"
+    (project / "web").mkdir(parents=True)
+    shutil.copy(default_project / "Makefile", project / "Makefile")
+    for item in build.iterdir():
+        if item.name in SKIPPED or item.name in {".ready", ".lock"}:
+            continue
+        (shutil.copytree if item.is_dir() else shutil.copy2)(item, project / "web" / item.name)
+    _link_tree(build / "node_modules", project / "web" / "node_modules")
+    home = tmp_path / "home"
+    home.mkdir()
+    port, log_path = free_port(), tmp_path / "web-dev.log"
+    env = clean_env(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [shutil.which("make"), "-C", str(project), "web-dev", f"WEB_PORT={port}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        # Serving, and its first route compiled: start-up, and what Next.js says at start, are done.
+        wait_until_serving(
+            "make web-dev", process, f"http://127.0.0.1:{port}/otel/config", log_path.read_text, 180
+        )
+        addresses = _listening(port)
+    finally:
+        _stop_group(process)
+    output = log_path.read_text(errors="replace")
+    assert addresses and addresses <= LOOPBACK, (addresses, output[-3000:])
+    assert TELEMETRY_NOTICE not in output, output[-3000:]
