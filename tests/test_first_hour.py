@@ -15,6 +15,8 @@ from tests.conftest import CACHE_DIR
 from tests.support.browser import SKIPPED, _link_tree, _stop_group, ensure_web_build
 from tests.support.processes import clean_env, free_port, wait_until_serving
 
+pytestmark = pytest.mark.boot
+
 # A bad setting's line comes within the API's import time; a hung `--reload` parent never exits.
 STOP_SECONDS = 60
 
