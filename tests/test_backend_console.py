@@ -143,6 +143,24 @@ def test_exported_db_span_names_carry_no_file_path(collector_run: ConsoleRun) ->
     assert not [s.name for s in db if "/" in s.name or "\\" in s.name]
 
 
+def test_an_unknown_route_prints_with_its_path(
+    default_project: Path, backend_python: Path, tmp_path: Path
+) -> None:
+    """No route matched (so no http.route): the root line names the path, `GET /nope 404`, not
+    `GET 404`; without its query string, which may carry secrets."""
+    environ = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'nope.db'}")
+    with run_backend(backend_python, default_project, environ, tmp_path / "nope.log") as backend:
+        response = httpx.get(
+            f"{backend.url}/nope/deeper?token=hidden",
+            headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+            timeout=10,
+        )
+        assert response.status_code == 404, response.text
+    tree = ConsoleRun(backend.output(), []).tree()
+    assert tree, backend.output()[-3000:]
+    assert "sage-app-api GET /nope/deeper 404" in tree[0] and "hidden" not in tree[0], tree
+
+
 def test_telemetry_console_true_forces_the_tree_on_beside_a_collector(
     default_project: Path, backend_python: Path, tmp_path: Path
 ) -> None:

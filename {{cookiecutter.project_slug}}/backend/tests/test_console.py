@@ -210,6 +210,20 @@ def test_unsampled_spans_and_their_logs_cost_nothing() -> None:
     assert made.text() == ""
 
 
+def test_an_unmatched_route_prints_its_path_without_control_characters(view: View) -> None:
+    """No http.route (a 404): the path names the request, `GET /nope 404`; the client wrote it, so a
+    control character (a terminal escape, a newline) prints as "?"."""
+    with view.tracer.start_as_current_span(
+        "GET",
+        context=remote_parent(),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": "GET", "url.path": "/nope\x1b[2J\nX", "http.response.status_code": 404},
+    ):
+        pass
+    first = view.text().splitlines()[0]
+    assert " GET /nope?[2J?X 404 " in first and "\x1b" not in view.text(), view.text()
+
+
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [

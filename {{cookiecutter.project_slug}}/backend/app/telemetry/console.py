@@ -49,8 +49,12 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 )
 from opentelemetry.semconv.attributes.db_attributes import DB_QUERY_TEXT, DB_SYSTEM_NAME
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE
-from opentelemetry.semconv.attributes.url_attributes import URL_FULL
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+)
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL, URL_PATH
 from opentelemetry.trace import SpanKind, StatusCode
 
 from .agent import STEPS_ATTRIBUTE
@@ -193,6 +197,11 @@ def summarize(span: ReadableSpan) -> SpanLine:
         detail = _cut(" ".join(statement.split()), MAX_STATEMENT)
     elif span.kind == SpanKind.CLIENT and URL_FULL in attributes:
         label = f"{attributes.get(HTTP_REQUEST_METHOD, 'HTTP')} {_without_query(str(attributes[URL_FULL]))}"
+    elif span.kind == SpanKind.SERVER and HTTP_ROUTE not in attributes and URL_PATH in attributes:
+        # No route matched (a 404): the span is named by its method alone; the path says which.
+        # The client chose it: control characters would write on the terminal, so they print as "?".
+        path = "".join(c if c.isprintable() else "?" for c in str(attributes[URL_PATH]))
+        label = f"{attributes.get(HTTP_REQUEST_METHOD, span.name)} {path}"
     error = span.status.status_code == StatusCode.ERROR
     if error:
         reason = attributes.get(ERROR_TYPE) or span.status.description
