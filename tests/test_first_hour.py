@@ -9,11 +9,19 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import CACHE_DIR
 from tests.support.browser import SKIPPED, _link_tree, _stop_group, ensure_web_build
-from tests.support.processes import clean_env, free_port, wait_until_serving
+from tests.support.processes import (
+    LOAD_TEST_LIMITS,
+    clean_env,
+    free_port,
+    run_backend,
+    run_stub_llm,
+    wait_until_serving,
+)
 
 pytestmark = pytest.mark.boot
 
@@ -129,3 +137,30 @@ def test_make_web_dev_listens_on_loopback_only_and_sends_no_nextjs_telemetry(
     output = log_path.read_text(errors="replace")
     assert addresses and addresses <= LOOPBACK, (addresses, output[-3000:])
     assert TELEMETRY_NOTICE not in output, output[-3000:]
+
+
+def test_usage_counts_the_calls_that_failed(
+    default_project: Path, backend_python: Path, tmp_path: Path
+) -> None:
+    """A conversation whose LLM calls all failed (the stub answers 500; plain and streamed) shows
+    them in /usage: `calls` 3 of which `failed_calls` 3, not `calls: 0`; one that worked adds to both
+    its model's count and the total."""
+    with run_stub_llm(backend_python, default_project) as llm:
+        environ = clean_env(
+            CEREBE_BASE_URL=llm.url, DATABASE_URL=f"sqlite:///{tmp_path / 'usage.db'}", **LOAD_TEST_LIMITS
+        )
+        with run_backend(backend_python, default_project, environ, tmp_path / "usage.log") as backend:
+            chat = {"conversation_id": "failing", "message": "[stub:500] hello"}
+            for _ in range(2):
+                assert httpx.post(f"{backend.url}/api/chat", json=chat, timeout=30).status_code == 502
+            streamed = httpx.post(f"{backend.url}/api/chat/stream", json=chat, timeout=30)
+            assert "event: error" in streamed.text, streamed.text
+            usage = httpx.get(f"{backend.url}/api/conversations/failing/usage", timeout=10).json()
+            assert usage["calls"] == 3 and usage["failed_calls"] == 3, usage
+            assert usage["input_tokens"] == 0 and usage["by_model"] == {}, usage
+
+            ok = {"conversation_id": "failing", "message": "hello"}
+            assert httpx.post(f"{backend.url}/api/chat", json=ok, timeout=30).status_code == 200
+            usage = httpx.get(f"{backend.url}/api/conversations/failing/usage", timeout=10).json()
+            assert usage["calls"] == 4 and usage["failed_calls"] == 3, usage
+            assert [model["calls"] for model in usage["by_model"].values()] == [1], usage

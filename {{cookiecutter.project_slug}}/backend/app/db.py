@@ -82,6 +82,9 @@ class Message(Base):
     # LLM round trips behind a reply (an agent run with tools makes several; tokens and cost above
     # are their sum). NULL in rows stored before the agent: one call each.
     llm_calls: Mapped[int | None] = mapped_column(Integer, default=None)
+    # On a user message whose reply failed (no assistant row follows): the error.type, so the
+    # conversation's usage counts the failed call too.
+    error_type: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class FeedbackVote(Base):

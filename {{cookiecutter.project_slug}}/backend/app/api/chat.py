@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from opentelemetry import trace
 from opentelemetry.trace import format_trace_id
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from .. import chat_limits
 from ..agent import Agent, AgentReply, Finished, TextDelta, ToolDone, ToolRequested, ToolStep
@@ -86,7 +86,11 @@ class ModelUsage(BaseModel):
 
 
 class ConversationUsage(ModelUsage):
+    """`calls` counts every LLM call, failed ones too (`failed_calls`: they have no model, tokens
+    or cost to count; `by_model` has the calls that answered)."""
+
     conversation_id: str
+    failed_calls: int
     by_model: dict[str, ModelUsage]
 
 
@@ -107,15 +111,26 @@ def current_trace_id(context: trace.SpanContext | None = None) -> str | None:
     return format_trace_id(context.trace_id) if context.is_valid else None
 
 
-async def _store_question(request: Request, body: ChatRequest, trace_id: str | None) -> list[dict[str, str]]:
-    """Stores the user's message first, so a failing LLM call never loses it; returns the history."""
+async def _store_question(
+    request: Request, body: ChatRequest, trace_id: str | None
+) -> tuple[list[dict[str, str]], int]:
+    """Stores the user's message first, so a failing LLM call never loses it; returns the history
+    and the message's id (`_store_failure` marks it)."""
     async with request.app.state.sessions() as session:
-        session.add(Message(conversation_id=body.conversation_id, role="user", content=body.message, trace_id=trace_id))
+        question = Message(conversation_id=body.conversation_id, role="user", content=body.message, trace_id=trace_id)
+        session.add(question)
         await session.commit()
         history = await conversation_messages(
             session, body.conversation_id, limit=request.app.state.settings.history_limit
         )
-    return [{"role": m.role, "content": m.content} for m in history]
+    return [{"role": m.role, "content": m.content} for m in history], question.id
+
+
+async def _store_failure(request: Request, question_id: int, error: CerebeError) -> None:
+    """The question's reply failed: /usage counts the call (its error.type on the question's row)."""
+    async with request.app.state.sessions() as session:
+        await session.execute(update(Message).where(Message.id == question_id).values(error_type=error.error_type[:64]))
+        await session.commit()
 
 
 async def _store_reply(request: Request, conversation_id: str, reply: AgentReply, span: trace.SpanContext) -> None:
@@ -175,12 +190,13 @@ async def chat(request: Request, body: Annotated[ChatRequest, Depends(chat_reque
     trace_id = current_trace_id(span)
     admission = chat_limits.admit(request)  # LLM spend limits (chat_limits.py): 429/503 before storing
     try:
-        history = await _store_question(request, body, trace_id)
+        history, question_id = await _store_question(request, body, trace_id)
         admission.reserve(history)
         try:
             run = agent.reply(history, conversation_id=body.conversation_id)
             reply = await chat_limits.unless_disconnected(request, run)
         except CerebeError as exc:
+            await _store_failure(request, question_id, exc)
             logger.warning(
                 "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
             )
@@ -212,7 +228,7 @@ async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(cha
     trace_id = current_trace_id(span)
     admission = chat_limits.admit(request)  # LLM spend limits (chat_limits.py): 429/503 before storing
     try:
-        history = await _store_question(request, body, trace_id)
+        history, question_id = await _store_question(request, body, trace_id)
     except BaseException:
         admission.release()
         raise
@@ -235,6 +251,7 @@ async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(cha
                     elif isinstance(event, Finished):
                         reply = event.reply
         except CerebeError as exc:
+            await _store_failure(request, question_id, exc)
             logger.warning(
                 "chat failed: %s", exc, extra={"conversation_id": body.conversation_id, "error_type": exc.error_type}
             )
@@ -258,7 +275,7 @@ async def chat_stream(request: Request, body: Annotated[ChatRequest, Depends(cha
 @router.get("/conversations/{conversation_id}/usage", response_model=ConversationUsage)
 async def conversation_usage(request: Request, conversation_id: str) -> ConversationUsage:
     """Tokens, cost and LLM calls of a conversation, summed from the stored replies (each counts the
-    round trips of its agent run), in total and per model."""
+    round trips of its agent run), in total and per model; `calls` also counts the failed ones."""
     query = (
         select(
             Message.model,
@@ -270,8 +287,12 @@ async def conversation_usage(request: Request, conversation_id: str) -> Conversa
         .where(Message.conversation_id == conversation_id, Message.role == "assistant")
         .group_by(Message.model)
     )
+    failed = select(func.count()).where(
+        Message.conversation_id == conversation_id, Message.role == "user", Message.error_type.is_not(None)
+    )
     async with request.app.state.sessions() as session:
         rows = (await session.execute(query)).all()
+        failed_calls = await session.scalar(failed) or 0
         known = rows or await session.scalar(select(func.count()).where(Message.conversation_id == conversation_id))
     if not known:
         raise HTTPException(status_code=404, detail="no such conversation")
@@ -284,7 +305,8 @@ async def conversation_usage(request: Request, conversation_id: str) -> Conversa
         input_tokens=sum(u.input_tokens for u in by_model.values()),
         output_tokens=sum(u.output_tokens for u in by_model.values()),
         cost_usd=sum(u.cost_usd for u in by_model.values()),
-        calls=sum(u.calls for u in by_model.values()),
+        calls=sum(u.calls for u in by_model.values()) + failed_calls,
+        failed_calls=failed_calls,
         by_model=by_model,
     )
 
