@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -18,6 +19,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -106,9 +108,30 @@ async def create_schema(engine: AsyncEngine) -> None:
     Enough for a schema that only grows by optional columns; use Alembic migrations once it
     changes in any other way.
     """
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-        await connection.run_sync(_add_missing_columns)
+    await run_schema_step(engine, _create_and_extend)
+
+
+def _create_and_extend(connection: Connection) -> None:
+    Base.metadata.create_all(connection)
+    _add_missing_columns(connection)
+
+
+# What a database says when another process created the same table, index or column first.
+_CREATED_MEANWHILE = ("already exists", "duplicate column")
+
+
+async def run_schema_step(engine: AsyncEngine, step: Callable[[Connection], object]) -> None:
+    """Runs `step` (create_all and the like) in one transaction. Workers that start together
+    (`uvicorn --workers N`) all find a table missing and create it: the losers get "already
+    exists" and run the step again, which then finds everything in place."""
+    for attempt in range(3):
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(step)
+            return
+        except DBAPIError as exc:
+            if attempt == 2 or not any(words in str(exc.orig).lower() for words in _CREATED_MEANWHILE):
+                raise
 
 
 def _add_missing_columns(connection: Connection) -> None:

@@ -57,8 +57,7 @@ def replay_database_url(app_database_url: str) -> str:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(ReplayBase.metadata.create_all)
+    await db.run_schema_step(engine, ReplayBase.metadata.create_all)
 
 
 def create_engine(url: str) -> AsyncEngine:
