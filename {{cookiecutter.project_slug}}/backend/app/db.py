@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -116,22 +117,26 @@ def _create_and_extend(connection: Connection) -> None:
     _add_missing_columns(connection)
 
 
-# What a database says when another process created the same table, index or column first.
-_CREATED_MEANWHILE = ("already exists", "duplicate column")
+# What a database says when another process created the same table, index or column first, or
+# holds the file while it does (SQLite: switching to WAL does not wait for the busy timeout).
+_CREATED_MEANWHILE = ("already exists", "duplicate column", "database is locked")
+SCHEMA_ATTEMPTS = 8
 
 
 async def run_schema_step(engine: AsyncEngine, step: Callable[[Connection], object]) -> None:
     """Runs `step` (create_all and the like) in one transaction. Workers that start together
     (`uvicorn --workers N`) all find a table missing and create it: the losers get "already
-    exists" and run the step again, which then finds everything in place."""
-    for attempt in range(3):
+    exists" (or find the file locked) and run the step again, which then finds everything in place."""
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
         try:
             async with engine.begin() as connection:
                 await connection.run_sync(step)
             return
         except DBAPIError as exc:
-            if attempt == 2 or not any(words in str(exc.orig).lower() for words in _CREATED_MEANWHILE):
+            words = str(exc.orig).lower()
+            if attempt == SCHEMA_ATTEMPTS or not any(meanwhile in words for meanwhile in _CREATED_MEANWHILE):
                 raise
+            await asyncio.sleep(0.05 * attempt)
 
 
 def _add_missing_columns(connection: Connection) -> None:
